@@ -1,0 +1,196 @@
+"""Typed configuration: static structure (shapes) and differentiable parameters.
+
+Two kinds of settings, kept apart on purpose:
+
+* ``SimConfig`` is *static*: image size, field of view and every count that fixes an array shape
+  (roots, generations, capillary grid). It is a frozen, hashable dataclass, passed to ``jax.jit`` as a
+  static argument. Changing it recompiles.
+* ``SimParams`` is a *pytree of floats*: every continuous knob of growth, perfusion and appearance. It
+  is what ``jax.grad`` differentiates and what ``svr fit`` optimises. Values are in physical units
+  (µm, mm, mm²) wherever a unit exists.
+
+Hydra configs (``conf/``) are converted to these dataclasses at the CLI; library code never sees a
+DictConfig.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import jax
+
+
+@dataclass(frozen=True)
+class FieldConfig:
+    """The imaged field: square en-face projection centred near the fovea."""
+
+    fov_mm: float = 3.0  # side length of the square field of view
+    size_px: int = 304  # image height = width in pixels
+
+    @property
+    def pixel_um(self) -> float:
+        return 1000.0 * self.fov_mm / self.size_px
+
+
+@dataclass(frozen=True)
+class GrowthConfig:
+    """Counts and bounds that fix the vessel graph's capacity (static shapes)."""
+
+    n_roots: int = 8  # arteriole/venule trees entering the field (interleaved A/V)
+    disc_roots: int = 0  # of those, how many enter from the optic-disc (nasal) side
+    generations: int = 6  # bifurcation generations per tree
+    steps_per_branch: int = 5  # polyline segments per branch
+    max_branch_length_mm: float = 0.9  # upper bound of generation-0 branch length (window sizing)
+    max_root_radius_um: float = 40.0  # upper bound of root radius (window sizing)
+    capillary_spacing_um: float = 38.0  # node spacing of the superficial mesh (bricks are 2 x 1 spacings)
+    capillary_subdivisions: int = 2  # segments per capillary edge (curved capillaries)
+    deep_spacing_um: float = 50.0  # node spacing of the deeper plexus projected into the slab
+    deep_subdivisions: int = 2
+    max_capillary_radius_um: float = 6.0  # upper bound (window sizing)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    field: FieldConfig = dataclasses.field(default_factory=FieldConfig)
+    growth: GrowthConfig = dataclasses.field(default_factory=GrowthConfig)
+    antialias_px: float = 0.75  # half-width of the pixel anti-aliasing kernel of the splat
+    deep_downsample: int = 2  # the deeper plexus is only seen blurred: render it on a coarser canvas
+
+
+def _pytree(cls):
+    return jax.tree_util.register_dataclass(dataclass(frozen=True)(cls))
+
+
+@_pytree
+class VesselParams:
+    """Distributions of the vascular structure (all differentiable)."""
+
+    faz_area_mm2: float = 0.28  # mean FAZ area
+    faz_area_sd_mm2: float = 0.05
+    faz_irregularity: float = 0.10  # relative amplitude of the border's angular harmonics
+    faz_offset_sd_mm: float = 0.08  # fovea position jitter around the field centre
+    root_radius_um: float = 18.0  # mean radius of a vessel entering the field
+    root_radius_sd_um: float = 6.0
+    murray_exponent: float = 2.7  # r_parent^k = r_1^k + r_2^k
+    branch_length_mm: float = 0.7  # generation-0 branch length
+    branch_length_decay: float = 0.7  # per generation
+    tortuosity_rad: float = 0.3  # heading random walk, radians per sqrt(mm)
+    faz_clearance_mm: float = 0.12  # a 20 µm vessel ends this far from the FAZ border
+    fovea_attraction: float = 0.015  # steering gain of every branch towards the fovea
+    capillary_radius_um: float = 3.5
+    capillary_jitter: float = 0.3  # node jitter, fraction of spacing
+    capillary_wiggle: float = 0.25  # mid-edge offset, fraction of edge length
+    capillary_presence: float = 0.88  # expected fraction of mesh edges present
+    deep_presence: float = 0.85
+
+
+@_pytree
+class AppearanceParams:
+    """The OCTA imaging model (all differentiable); later fitted to real scans."""
+
+    vessel_signal: float = 1.0  # decorrelation signal of large vessels, per unit cross-section
+    capillary_signal: float = 0.9  # of superficial capillaries
+    deep_signal: float = 0.55  # of the deeper plexus projected into the slab
+    deep_blur_um: float = 10.0  # extra blur of the out-of-focus deeper plexus
+    texture_strength: float = 0.3  # capillary-scale multiplicative texture
+    texture_scale_um: float = 25.0
+    speckle: float = 0.45  # log-normal decorrelation speckle (std of log)
+    background: float = 0.06  # additive background signal
+    background_noise: float = 0.05
+    psf_sigma_um: float = 4.0  # lateral point-spread function
+    gain: float = 1.1  # saturating contrast: 1 - exp(-gain * x)
+    gamma: float = 1.0
+    falloff: float = 0.12  # signal fall-off towards the field edge
+    line_artifact_rate: float = 0.02  # fraction of B-scan rows with motion artifacts
+    line_artifact_strength: float = 0.35
+
+
+@_pytree
+class SimParams:
+    vessels: VesselParams = dataclasses.field(default_factory=VesselParams)
+    appearance: AppearanceParams = dataclasses.field(default_factory=AppearanceParams)
+
+
+# Presets mirror OCTA-500's two scan sizes.
+PRESETS: dict[str, SimConfig] = {
+    "3mm": SimConfig(field=FieldConfig(fov_mm=3.0, size_px=304), growth=GrowthConfig()),
+    "6mm": SimConfig(
+        field=FieldConfig(fov_mm=6.0, size_px=400),
+        growth=GrowthConfig(
+            n_roots=10,
+            disc_roots=6,
+            generations=6,
+            max_branch_length_mm=2.0,
+            max_root_radius_um=45.0,
+            capillary_spacing_um=52.0,
+            capillary_subdivisions=2,
+            deep_spacing_um=75.0,
+            deep_subdivisions=2,
+        ),
+    ),
+}
+
+
+def preset(name: str) -> SimConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown field-of-view preset {name!r}; valid: {sorted(PRESETS)}") from None
+
+
+def default_params(cfg: SimConfig) -> SimParams:
+    """Defaults scaled to the field: the 6 mm field enters with larger vessels and longer branches."""
+    if cfg.field.fov_mm >= 4.5:
+        return SimParams(
+            vessels=VesselParams(root_radius_um=30.0, branch_length_mm=1.3, faz_area_mm2=0.30),
+            appearance=AppearanceParams(psf_sigma_um=8.0, capillary_signal=1.5),
+        )
+    return SimParams()
+
+
+def _replace_nested(obj: Any, values: Mapping[str, Any], where: str) -> Any:
+    names = {f.name for f in dataclasses.fields(obj)}
+    updates = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ValueError(f"unknown setting {where}{key!r}; valid: {sorted(names)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ValueError(f"{where}{key} must be a mapping, got {value!r}")
+            updates[key] = _replace_nested(current, value, f"{where}{key}.")
+        else:
+            updates[key] = type(current)(value) if isinstance(current, (int, float, str, bool)) else value
+    return dataclasses.replace(obj, **updates)
+
+
+def params_from_dict(base: SimParams, values: Mapping[str, Any] | None) -> SimParams:
+    """Overlay a (nested) mapping of plain values, e.g. from YAML, onto ``base``."""
+    return base if not values else _replace_nested(base, values, "params.")
+
+
+def params_to_dict(params: SimParams) -> dict[str, dict[str, float]]:
+    return {
+        group.name: {f.name: float(getattr(getattr(params, group.name), f.name)) for f in dataclasses.fields(getattr(params, group.name))}
+        for group in dataclasses.fields(params)
+    }
+
+
+def validate(cfg: SimConfig) -> None:
+    """Reject impossible static settings with a message that names the value."""
+    f, g = cfg.field, cfg.growth
+    if not (f.fov_mm > 0 and math.isfinite(f.fov_mm)):
+        raise ValueError(f"fov_mm must be > 0, got {f.fov_mm}")
+    if f.size_px < 16:
+        raise ValueError(f"size_px must be >= 16, got {f.size_px}")
+    for name in ("n_roots", "generations", "steps_per_branch", "capillary_subdivisions", "deep_subdivisions"):
+        if getattr(g, name) < 1:
+            raise ValueError(f"growth.{name} must be >= 1, got {getattr(g, name)}")
+    if not 0 <= g.disc_roots <= g.n_roots:
+        raise ValueError(f"growth.disc_roots must be in [0, n_roots={g.n_roots}], got {g.disc_roots}")
+    for name in ("capillary_spacing_um", "deep_spacing_um", "max_branch_length_mm", "max_root_radius_um"):
+        if getattr(g, name) <= 0:
+            raise ValueError(f"growth.{name} must be > 0, got {getattr(g, name)}")
