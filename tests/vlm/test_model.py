@@ -1,0 +1,71 @@
+import json
+
+import pytest
+import torch
+from conftest import tiny_model_args
+
+from train_vlm.model import (
+    ImageOnlyQwen3VLProcessor,
+    count_parameters,
+    freeze_for_mode,
+    load_model_and_processor,
+    load_processor,
+)
+
+
+def test_tiny_model_is_tiny_and_loads_offline(tiny_model_dir):
+    model, processor = load_model_and_processor(tiny_model_args(tiny_model_dir))
+    assert type(model).__name__ == "Qwen3VLForConditionalGeneration"
+    assert 100_000 < count_parameters(model)["total"] < 1_000_000
+    assert isinstance(processor, ImageOnlyQwen3VLProcessor)  # no torchvision on the CPU test machine
+    assert "{% generation %}" not in processor.chat_template  # Qwen3-VL's stock template; TRL patches it
+    tokenizer = processor.tokenizer
+    assert model.config.image_token_id == tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    assert tokenizer.decode(tokenizer.encode("Diagnosis: moderate NPDR")) == "Diagnosis: moderate NPDR"
+
+
+def test_processor_pixel_budget_and_save_round_trip(tiny_model_dir, tmp_path):
+    from PIL import Image
+
+    processor = load_processor(tiny_model_dir, min_pixels=64 * 64, max_pixels=96 * 96, local_files_only=True)
+    out = processor.image_processor(images=[Image.new("RGB", (300, 300))], return_tensors="pt")
+    height, width = (out["image_grid_thw"][0, 1:] * 16).tolist()
+    assert height * width <= 96 * 96 and height % 32 == 0 and width % 32 == 0
+    processor.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "processor_config.json").read_text())["processor_class"] == "Qwen3VLProcessor"
+    reloaded = load_processor(tmp_path, local_files_only=True)
+    assert reloaded.chat_template == processor.chat_template
+    assert reloaded.image_processor.size.longest_edge == 96 * 96
+    with pytest.raises(ValueError, match="images only"):
+        processor(text=["x"], videos=[torch.zeros(2, 3, 32, 32)])
+
+
+def _trainable_prefixes(model) -> set[str]:
+    return {".".join(name.split(".")[:2]) for name, p in model.named_parameters() if p.requires_grad}
+
+
+def test_freeze_flags_per_mode(tiny_model_dir):
+    model, _ = load_model_and_processor(tiny_model_args(tiny_model_dir))
+    freeze_for_mode(model, "vision")
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(name.startswith("model.visual.") for name in trainable)
+    assert any(".merger." in name for name in trainable) and any("deepstack_merger_list" in name for name in trainable)
+    assert count_parameters(model)["trainable"] == sum(p.numel() for p in model.model.visual.parameters())
+    freeze_for_mode(model, "full")
+    assert count_parameters(model)["trainable"] == count_parameters(model)["total"]
+    with pytest.raises(ValueError, match="train_mode"):
+        freeze_for_mode(model, "everything")
+
+
+def test_lora_targets_only_the_language_model(tiny_model_dir):
+    from peft import get_peft_model
+
+    from train_vlm.model import lora_config
+
+    args = tiny_model_args(tiny_model_dir, train_mode="lora")
+    model, _ = load_model_and_processor(args)
+    peft_model = get_peft_model(model, lora_config(args))
+    trainable = [name for name, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in name and ".language_model." in name for name in trainable)
+    adapted = {name.split(".lora_")[0].rsplit(".", 1)[-1] for name in trainable}
+    assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
