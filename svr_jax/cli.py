@@ -1,0 +1,97 @@
+"""``svr <command> [key=value ...]``: the command-line front end.
+
+Each command composes its Hydra config (``conf/<command>.yaml``) with the overrides given, converts it
+to typed dataclasses and calls library code, which never sees a DictConfig. With ``-m``/``--multirun``
+the command runs through ``hydra.main`` instead, so sweeps and launchers (joblib, submitit) work.
+
+Any bad input ends in one line on stderr, ``svr <command>: error: ...``, exit status 2, and no output.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+COMMANDS = {
+    "generate": "svr_jax.commands.generate",
+}
+
+
+def conf_dir() -> Path:
+    """The Hydra config folder: ``$SVR_CONF_DIR`` or the repository's ``conf/``."""
+    return Path(os.environ.get("SVR_CONF_DIR", Path(__file__).resolve().parents[1] / "conf"))
+
+
+def _usage() -> str:
+    return f"usage: svr {{{','.join(COMMANDS)}}} [key=value ...] [-m]   (see README.md)"
+
+
+def compose(command: str, overrides: list[str]):
+    """Compose ``conf/<command>.yaml`` with overrides (no working-directory change, no output)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    module = importlib.import_module(COMMANDS[command])
+    if hasattr(module, "register_schema"):
+        module.register_schema()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
+        return hydra_compose(config_name=command, overrides=overrides)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def run_command(command: str, overrides: list[str]) -> int:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    module = importlib.import_module(COMMANDS[command])
+    try:
+        cfg = compose(command, overrides)
+        job = module.parse(cfg)
+    except (HydraException, OmegaConfBaseException, ValueError, OSError) as error:
+        print(f"svr {command}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    module.run(job)
+    return 0
+
+
+def run_multirun(command: str, overrides: list[str]) -> int:
+    """Sweeps through Hydra's own launcher machinery (``hydra/launcher=joblib`` etc.)."""
+    import hydra
+
+    module = importlib.import_module(COMMANDS[command])
+    if hasattr(module, "register_schema"):
+        module.register_schema()
+
+    @hydra.main(config_path=str(conf_dir()), config_name=command, version_base=None)
+    def _task(cfg) -> None:
+        module.run(module.parse(cfg))
+
+    sys.argv = [f"svr {command}", "--multirun", *overrides]
+    _task()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage(), file=sys.stderr if not argv else sys.stdout)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"svr: error: unknown command {command!r}; {_usage()}", file=sys.stderr)
+        return 2
+    multirun = [a for a in rest if a in ("-m", "--multirun")]
+    overrides = [a for a in rest if a not in ("-m", "--multirun")]
+    if multirun:
+        return run_multirun(command, overrides)
+    return run_command(command, overrides)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``svr`` command: ``parse(DictConfig) -> job dataclass`` and ``run(job)``."""

@@ -1,0 +1,214 @@
+"""``svr generate``: render samples to a folder (images, masks, per-sample JSON, contact sheet)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .. import config as config_lib
+from .schema import ParamsOverride, overrides_dict
+
+
+@dataclasses.dataclass
+class FovSchema:
+    name: str = "3mm"
+    params: Any = dataclasses.field(default_factory=ParamsOverride)
+
+
+@dataclasses.dataclass
+class GenerateSchema:
+    n: int = 64
+    first_index: int = 0
+    seed: int = 0
+    out: str = "out/generate"
+    batch: int = 32
+    size_px: Optional[int] = None
+    fov_mm: Optional[float] = None
+    contact_sheet: bool = True
+    masks: bool = True
+    fov: FovSchema = dataclasses.field(default_factory=FovSchema)
+    params: Any = dataclasses.field(default_factory=ParamsOverride)
+
+
+def register_schema() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="generate_schema", node=GenerateSchema)
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerateJob:
+    sim: config_lib.SimConfig
+    params: config_lib.SimParams
+    fov_name: str
+    n: int
+    first_index: int
+    seed: int
+    out: Path
+    batch: int
+    contact_sheet: bool
+    masks: bool
+
+    def config_hash(self) -> str:
+        blob = json.dumps(
+            dict(sim=dataclasses.asdict(self.sim), params=config_lib.params_to_dict(self.params), seed=self.seed),
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params: dict):
+    """Preset -> static config and parameters with the preset's fitted values and user overrides."""
+    sim = config_lib.preset(fov_name)
+    if size_px is not None or fov_mm is not None:
+        field = dataclasses.replace(
+            sim.field,
+            size_px=sim.field.size_px if size_px is None else int(size_px),
+            fov_mm=sim.field.fov_mm if fov_mm is None else float(fov_mm),
+        )
+        sim = dataclasses.replace(sim, field=field)
+    config_lib.validate(sim)
+    params = config_lib.default_params(sim)
+    params = config_lib.params_from_dict(params, fov_params)
+    params = config_lib.params_from_dict(params, user_params)
+    return sim, params
+
+
+def parse(cfg) -> GenerateJob:
+    if cfg.n < 1:
+        raise ValueError(f"n must be >= 1, got {cfg.n}")
+    if cfg.batch < 1:
+        raise ValueError(f"batch must be >= 1, got {cfg.batch}")
+    if cfg.first_index < 0:
+        raise ValueError(f"first_index must be >= 0, got {cfg.first_index}")
+    if cfg.size_px is not None and cfg.size_px <= 0:
+        raise ValueError(f"size_px must be > 0, got {cfg.size_px}")
+    if cfg.fov_mm is not None and not cfg.fov_mm > 0:
+        raise ValueError(f"fov_mm must be > 0, got {cfg.fov_mm}")
+    sim, params = sim_and_params(cfg.fov.name, cfg.size_px, cfg.fov_mm, overrides_dict(cfg.fov.params), overrides_dict(cfg.params))
+    out = Path(cfg.out)
+    from ..io import check_writable
+
+    check_writable(out)
+    return GenerateJob(
+        sim=sim,
+        params=params,
+        fov_name=cfg.fov.name,
+        n=int(cfg.n),
+        first_index=int(cfg.first_index),
+        seed=int(cfg.seed),
+        out=out,
+        batch=int(min(cfg.batch, cfg.n)),
+        contact_sheet=bool(cfg.contact_sheet),
+        masks=bool(cfg.masks),
+    )
+
+
+def enable_compilation_cache() -> None:
+    """Persist compiled XLA programs across runs: a second `svr generate` starts in seconds."""
+    import os
+
+    import jax
+
+    cache = os.environ.get("SVR_JAX_CACHE", str(Path.home() / ".cache" / "svr_jax" / "xla"))
+    if cache:
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def batched_simulator(sim: config_lib.SimConfig):
+    """jit(vmap(simulate)) for a static config; call with (keys [B], params)."""
+    import jax
+
+    from ..simulate import simulate
+
+    batched = jax.vmap(simulate, in_axes=(0, None, None))
+    return jax.jit(lambda keys, params: batched(keys, params, sim))
+
+
+def sample_metadata(job: GenerateJob, index: int, sample_np: dict) -> dict:
+    stats = {k: float(v) for k, v in sample_np["stats"].items()}
+    stats["segments"] = int(stats["segments"])
+    return dict(
+        index=index,
+        seed=job.seed,
+        config_hash=job.config_hash(),
+        fov=job.fov_name,
+        fov_mm=job.sim.field.fov_mm,
+        size_px=job.sim.field.size_px,
+        pixel_um=job.sim.field.pixel_um,
+        laterality="OD" if sample_np["nasal_sign"] > 0 else "OS",
+        faz_center_mm=[float(x) for x in sample_np["faz_center_mm"]],
+        measured=stats,
+        params=config_lib.params_to_dict(job.params),
+    )
+
+
+def run(job: GenerateJob) -> None:
+    import jax
+    import jax.numpy as jnp
+    from tqdm import tqdm
+
+    from ..io import contact_sheet, png_bytes, write_bytes_atomic, write_json
+    from ..simulate import MASK_NAMES, sample_keys
+
+    enable_compilation_cache()
+    out = job.out
+    for sub in ("images", "meta") + (("masks",) if job.masks else ()):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    render = batched_simulator(job.sim)
+    thumbnails: list[np.ndarray] = []
+    n_batches = math.ceil(job.n / job.batch)
+
+    def write_one(index: int, s: dict) -> None:
+        name = f"{index:06d}"
+        write_bytes_atomic(out / "images" / f"{name}.png", png_bytes(s["image"]))
+        if job.masks:
+            for mask in MASK_NAMES:
+                write_bytes_atomic(out / "masks" / f"{name}_{mask}.png", png_bytes(s["masks"][mask]))
+        write_json(out / "meta" / f"{name}.json", sample_metadata(job, index, s))
+
+    # Encoding and writing run on a thread pool while the next batch renders.
+    with ThreadPoolExecutor(max_workers=2) as pool, tqdm(total=job.n, unit="img", desc="generate") as bar:
+        pending = []
+        for b in range(n_batches):
+            start = job.first_index + b * job.batch
+            count = min(job.batch, job.first_index + job.n - start)
+            # Fixed batch shape (no recompilation for the last, partial batch): pad with later indices.
+            keys = sample_keys(job.seed, jnp.arange(start, start + job.batch))
+            batch = render(keys, job.params)
+            host = jax.device_get(
+                dict(
+                    image=batch.image,
+                    masks=batch.masks,
+                    stats=batch.stats,
+                    nasal_sign=batch.anatomy.nasal_sign,
+                    faz_center_mm=batch.anatomy.faz.center_mm,
+                )
+            )
+            for future in pending:
+                future.result()
+            pending = []
+            for i in range(count):
+                s = jax.tree.map(lambda a, i=i: a[i], host)
+                pending.append(pool.submit(write_one, start + i, s))
+                if len(thumbnails) < 64:
+                    thumbnails.append(s["image"])
+            bar.update(count)
+        for future in pending:
+            future.result()
+    if job.contact_sheet:
+        contact_sheet(thumbnails).save(out / "contact_sheet.png")
+    write_json(
+        out / "generate.json",
+        dict(n=job.n, first_index=job.first_index, seed=job.seed, fov=job.fov_name, config_hash=job.config_hash(),
+             sim=dataclasses.asdict(job.sim), params=config_lib.params_to_dict(job.params)),
+    )
+    print(f"wrote {job.n} samples to {out}" + (f" (contact sheet: {out / 'contact_sheet.png'})" if job.contact_sheet else ""))
