@@ -84,7 +84,8 @@ def _root_layout(key, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal_sign):
 
 def _murray_angle(r0, r1, r2):
     """Minimum-work angle between parent r0 and child r1 when it splits into r1 and r2 (Zamir)."""
-    return jnp.arccos(jnp.clip((r0**4 + r1**4 - r2**4) / (2 * r0**2 * r1**2), -1.0, 1.0))
+    # Clipped inside (-1, 1): arccos has an infinite slope at the ends, and inf * 0 would be NaN.
+    return jnp.arccos(jnp.clip((r0**4 + r1**4 - r2**4) / (2 * r0**2 * r1**2), -1.0 + 1e-6, 1.0 - 1e-6))
 
 
 def grow_trees(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal_sign) -> VesselGraph:

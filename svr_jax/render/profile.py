@@ -26,7 +26,13 @@ def triangle_cdf(x):
 
 
 def support_px(radius_px, antialias_px):
-    return radius_px + antialias_px
+    """How far beyond the segment's end points (per axis) the profile can be non-zero.
+
+    The soft profile's support is a rectangle in the segment's frame, a beyond the ends and r + a to
+    the sides; its corners lie sqrt(a² + (r + a)²) from an end point. The hard mask (a capsule of radius
+    max(r, 1/2) <= r + a) lies inside once r is raised to 1/2.
+    """
+    return (antialias_px**2 + (radius_px + antialias_px) ** 2) ** 0.5
 
 
 def segment_profile(px, py, x0, y0, x1, y1, radius_px, antialias_px):

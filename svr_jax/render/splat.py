@@ -33,7 +33,7 @@ MAX_MASK_CHANNELS = 3
 
 def window_size(max_span_px: float, max_radius_px: float, antialias_px: float) -> int:
     """Smallest K whose window holds a segment of the given extent and radius (see module doc)."""
-    support = max(max_radius_px, 0.5) + antialias_px
+    support = support_px(max(max_radius_px, 0.5), antialias_px)
     return int(math.floor(max_span_px + 2 * support)) + 2
 
 

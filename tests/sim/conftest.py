@@ -1,0 +1,39 @@
+import dataclasses
+import os
+from pathlib import Path
+
+import jax
+import pytest
+
+import svr_jax as svr
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def octa500_dir() -> Path:
+    return Path(os.environ.get("SVR_OCTA500", REPO.parent / "shared" / "data" / "octa500"))
+
+
+@pytest.fixture(scope="session")
+def small_cfg() -> svr.SimConfig:
+    """A reduced field (1.5 mm, 96 px, small trees): same code paths, fast to compile and run."""
+    return svr.SimConfig(
+        field=svr.FieldConfig(fov_mm=1.5, size_px=96),
+        growth=svr.GrowthConfig(n_roots=4, generations=3, steps_per_branch=3, capillary_spacing_um=40.0, deep_spacing_um=55.0),
+    )
+
+
+@pytest.fixture(scope="session")
+def small_params() -> svr.SimParams:
+    p = svr.SimParams()
+    return dataclasses.replace(p, vessels=dataclasses.replace(p.vessels, faz_area_mm2=0.12, branch_length_mm=0.4))
+
+
+@pytest.fixture(scope="session")
+def tiny_cfg() -> svr.SimConfig:
+    """Smaller still, for the slow paths (no-jit execution, the dense O(H·W·N) oracle)."""
+    return svr.SimConfig(
+        field=svr.FieldConfig(fov_mm=0.9, size_px=48),
+        growth=svr.GrowthConfig(n_roots=3, generations=2, steps_per_branch=2, capillary_spacing_um=60.0, deep_spacing_um=80.0),
+    )
