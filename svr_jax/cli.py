@@ -16,6 +16,9 @@ from pathlib import Path
 
 COMMANDS = {
     "generate": "svr_jax.commands.generate",
+    "fit": "svr_jax.commands.fit",
+    "export": "svr_jax.commands.export",
+    "check-text": "svr_jax.commands.check_text",
 }
 
 
@@ -88,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     multirun = [a for a in rest if a in ("-m", "--multirun")]
     overrides = [a for a in rest if a not in ("-m", "--multirun")]
+    # A bare word after the command is its action: `svr export verify out=...` = `action=verify`.
+    overrides = [a if "=" in a or a.startswith("-") else f"action={a}" for a in overrides]
     if multirun:
         return run_multirun(command, overrides)
     return run_command(command, overrides)

@@ -109,9 +109,34 @@ class AppearanceParams:
 
 
 @_pytree
+class PathologyParams:
+    """Continuous knobs of the diabetic-retinopathy operators (all differentiable).
+
+    They scale the per-stage lesion distributions of ``svr_jax.pathology.staging.STAGE_TABLE``; a
+    normal eye is unaffected by any of them.
+    """
+
+    faz_enlargement: float = 1.0  # gain on the stage's FAZ area / irregularity increase
+    dropout_extent: float = 1.0  # scales the radii of non-perfusion regions
+    dropout_depth: float = 1.0  # scales their completeness (clipped to 1)
+    dropout_softness_mm: float = 0.02  # width of the perfused-to-non-perfused transition
+    ma_radius_um: float = 22.0  # median microaneurysm radius (diameters 25-130 µm)
+    ma_radius_sd: float = 0.35  # log-normal spread of it
+    ma_border_fraction: float = 0.75  # fraction of microaneurysms at non-perfusion borders (when any)
+    nv_size_mm: float = 0.09  # radius of a neovascular tuft
+    nv_radius_um: float = 4.0  # its fine vessels
+    irma_length_mm: float = 0.3  # length of an IRMA shunt vessel
+    irma_radius_um: float = 8.0  # dilated, vs ~3.5 µm capillaries
+    tortuosity_gain: float = 1.0  # gain on the stage's arteriole/venule tortuosity
+    beading_gain: float = 1.0  # gain on the stage's venous beading
+    lesion_signal: float = 0.9  # decorrelation signal of lesion vessels, per unit cross-section
+
+
+@_pytree
 class SimParams:
     vessels: VesselParams = dataclasses.field(default_factory=VesselParams)
     appearance: AppearanceParams = dataclasses.field(default_factory=AppearanceParams)
+    pathology: PathologyParams = dataclasses.field(default_factory=PathologyParams)
 
 
 # Presets mirror OCTA-500's two scan sizes.
@@ -147,6 +172,7 @@ def default_params(cfg: SimConfig) -> SimParams:
         return SimParams(
             vessels=VesselParams(root_radius_um=30.0, branch_length_mm=1.3, faz_area_mm2=0.30),
             appearance=AppearanceParams(psf_sigma_um=8.0, capillary_signal=1.5),
+            pathology=PathologyParams(lesion_signal=1.5),
         )
     return SimParams()
 

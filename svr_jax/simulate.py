@@ -1,5 +1,10 @@
 """``simulate(key, params, cfg)``: the one composition point, grow -> render -> appearance -> measure.
 
+With a disease stage (``simulate(key, params, cfg, stage="mixed")``, see ``svr_jax.pathology``) the
+list becomes grow (with the stage's FAZ change) -> pathology chain -> render graph and lesions ->
+appearance -> measure. The disease draws come from their own key stream (``PATHOLOGY_STREAM`` folded
+into the sample key), so the healthy parts of a diseased sample are those of the healthy sample.
+
 Each stage is a pure function; ``simulate`` reads as their list. It is unbatched and uncompiled: the
 caller applies ``jax.vmap`` over keys and ``jax.jit`` with ``cfg`` static, e.g.
 
@@ -17,8 +22,10 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import growth, measure
+from . import pathology
 from .appearance import apply_appearance
 from .config import SimConfig, SimParams
 from .faz import Faz, faz_region, sample_faz
@@ -27,6 +34,7 @@ from .render import render_windowed, window_size
 
 LARGE_VESSEL_MIN_DIAMETER_UM = 15.0  # OCTA-500's "large vessel" labels: vessels wider than capillaries
 MASK_NAMES = ("vessel", "artery", "vein", "capillary", "large_vessel", "faz")
+PATHOLOGY_STREAM = 0xD12  # folded into a sample's key for every disease draw
 
 
 @jax.tree_util.register_dataclass
@@ -44,9 +52,10 @@ class Anatomy:
 class Sample:
     image: jax.Array  # [H, W] float32 in [0, 1]
     signal: jax.Array  # [H, W] noise-free superficial vessel signal (before appearance)
-    masks: dict  # name -> [H, W] bool, names in MASK_NAMES
+    masks: dict  # name -> [H, W] bool, names in MASK_NAMES (vessel includes NV and IRMA vessels)
     anatomy: Anatomy
     stats: dict  # name -> [] measured scalars (see measure.image_statistics)
+    lesions: pathology.Lesions  # stage labels, lesion masks, instance map, findings (empty when healthy)
 
 
 def sample_keys(seed: int, indices: jax.Array) -> jax.Array:
@@ -55,10 +64,18 @@ def sample_keys(seed: int, indices: jax.Array) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(base, i))(indices)
 
 
-def segment_groups(cfg: SimConfig) -> list[SegmentGroup]:
-    """Static layout of the graph: tree generations, then the superficial and deep meshes."""
+def segment_groups(cfg: SimConfig, *, diseased: bool = False) -> list[SegmentGroup]:
+    """Static layout of the graph: tree generations, then the superficial and deep meshes.
+
+    ``diseased``: the tree windows allow for the tortuosity and venous-beading operators.
+    """
     g = cfg.growth
     groups = growth.tree_groups(cfg)
+    if diseased:
+        groups = [
+            grp._replace(max_span_px=grp.max_span_px * pathology.SPAN_SLACK, max_radius_px=grp.max_radius_px * pathology.RADIUS_SLACK)
+            for grp in groups
+        ]
     start = groups[-1].stop
     groups.append(growth.mesh_group(cfg, "capillary", start, g.capillary_spacing_um, g.capillary_subdivisions))
     groups.append(growth.mesh_group(cfg, "deep", groups[-1].stop, g.deep_spacing_um, g.deep_subdivisions, scale=cfg.deep_downsample))
@@ -69,8 +86,12 @@ def segments_capacity(cfg: SimConfig) -> int:
     return segment_groups(cfg)[-1].stop
 
 
-def grow(key: jax.Array, params: SimParams, cfg: SimConfig) -> Anatomy:
-    """Sample the FAZ, the arteriole/venule trees and both capillary meshes."""
+def grow(key: jax.Array, params: SimParams, cfg: SimConfig, *, faz_transform=None, drop_oversized: bool = True) -> Anatomy:
+    """Sample the FAZ, the arteriole/venule trees and both capillary meshes.
+
+    ``faz_transform``: optional ``Faz -> Faz`` applied to the sampled FAZ before the vessels grow
+    around it (the disease stage's FAZ enlargement).
+    """
     vp = params.vessels
     k_side, k_faz, k_trees, k_cap, k_deep = jax.random.split(key, 5)
     fov = cfg.field.fov_mm
@@ -83,6 +104,8 @@ def grow(key: jax.Array, params: SimParams, cfg: SimConfig) -> Anatomy:
         irregularity=vp.faz_irregularity,
         offset_sd_mm=vp.faz_offset_sd_mm,
     )
+    if faz_transform is not None:
+        faz = faz_transform(faz)
     trees = growth.grow_trees(k_trees, vp, cfg, faz, nasal_sign)
     mesh = partial(growth.grow_mesh, cfg=cfg, jitter=vp.capillary_jitter, wiggle=vp.capillary_wiggle)
     capillaries = mesh(
@@ -105,13 +128,14 @@ def grow(key: jax.Array, params: SimParams, cfg: SimConfig) -> Anatomy:
         presence=vp.deep_presence,
     )
     graph = concatenate([trees, capillaries, deep])
-    graph = dataclasses.replace(graph, valid=graph.valid & fits_windows(graph, cfg))
+    if drop_oversized:  # off only in the test that counts how many are dropped
+        graph = dataclasses.replace(graph, valid=graph.valid & fits_windows(graph, cfg))
     return Anatomy(graph=graph, faz=faz, nasal_sign=nasal_sign)
 
 
-def fits_windows(graph: VesselGraph, cfg: SimConfig) -> jax.Array:
+def fits_windows(graph: VesselGraph, cfg: SimConfig, *, diseased: bool = False) -> jax.Array:
     """[N] bool: the segment lies within its group's static extent bound (true for all but freak draws)."""
-    groups = segment_groups(cfg)
+    groups = segment_groups(cfg, diseased=diseased)
     pixel_um = jnp.concatenate([jnp.full(g.stop - g.start, _group_pixel_um(g, cfg)) for g in groups])
     span_px = jnp.max(jnp.abs(graph.end_mm - graph.start_mm), axis=-1) * 1000.0 / pixel_um
     bound = jnp.concatenate([jnp.full(g.stop - g.start, g.max_span_px) for g in groups])
@@ -123,7 +147,7 @@ def _group_pixel_um(group: SegmentGroup, cfg: SimConfig) -> float:
     return cfg.field.pixel_um * (cfg.deep_downsample if group.name == "deep" else 1)
 
 
-def render_signal(graph: VesselGraph, cfg: SimConfig, params: SimParams, *, renderer=render_windowed):
+def render_signal(graph: VesselGraph, cfg: SimConfig, params: SimParams, *, renderer=render_windowed, diseased: bool = False):
     """Noise-free layers and hard masks of a graph.
 
     Returns (superficial [H, W], deep [H, W], hard [H, W, 4]): hard channels (artery, vein,
@@ -136,7 +160,7 @@ def render_signal(graph: VesselGraph, cfg: SimConfig, params: SimParams, *, rend
     superficial = jnp.zeros((size, size))
     hard = jnp.zeros((size, size, 4), jnp.int32)
     deep = None
-    for group in segment_groups(cfg):
+    for group in segment_groups(cfg, diseased=diseased):
         g = graph.slice(group.start, group.stop)
         pixel_um = _group_pixel_um(group, cfg)
         canvas = int(round(size * cfg.field.pixel_um / pixel_um))
@@ -180,8 +204,60 @@ def masks_from_hard(hard: jax.Array, faz: Faz, cfg: SimConfig) -> dict:
     return dict(vessel=vessel, artery=artery, vein=vein, capillary=capillary, large_vessel=large, faz=faz_mask)
 
 
-def simulate(key: jax.Array, params: SimParams, cfg: SimConfig) -> Sample:
-    """One synthetic OCTA sample. Pure; vmap over ``key``, jit with ``cfg`` static."""
+def simulate(key: jax.Array, params: SimParams, cfg: SimConfig, stage="normal") -> Sample:
+    """One synthetic OCTA sample. Pure; vmap over ``key``, jit with ``cfg`` (and ``stage``) static.
+
+    ``stage``: a name in ``pathology.STAGE_CHOICES`` or a ``pathology.PathologyConfig`` (static), or an
+    int array (traced: e.g. vmapped per-sample stages of a balanced set). ``"normal"`` is the healthy
+    pipeline, with no disease code traced at all.
+    """
+    if not _is_stage_array(stage) and not pathology.as_config(stage).active:
+        return _simulate_healthy(key, params, cfg)
+    k_look = jax.random.split(key)[1]
+    anatomy, disease = grow_diseased(key, params, cfg, stage)
+    with jax.named_scope("render"):
+        superficial, deep, hard = render_signal(anatomy.graph, cfg, params, diseased=True)
+        lesion_signal, lesions = pathology.render_lesions(disease, cfg, params)
+        superficial = superficial + lesion_signal
+    with jax.named_scope("appearance"):
+        image = apply_appearance(k_look, params.appearance, superficial, deep, cfg)
+    masks = masks_from_hard(hard, anatomy.faz, cfg)
+    # NV and IRMA are vessels too: in the vessel mask (and out of the FAZ mask) as in the image.
+    new_vessels = lesions.masks["neovascularization"] | lesions.masks["irma"]
+    masks = dict(masks, vessel=masks["vessel"] | new_vessels, faz=masks["faz"] & ~new_vessels)
+    stats = measure.image_statistics(image, masks, anatomy.graph, cfg)
+    return Sample(image=image, signal=superficial, masks=masks, anatomy=anatomy, stats=stats, lesions=lesions)
+
+
+def grow_diseased(key: jax.Array, params: SimParams, cfg: SimConfig, stage) -> tuple[Anatomy, "pathology.Disease"]:
+    """The anatomy of a sample of ``stage`` (not ``"normal"``) and its disease state, before rendering.
+
+    Uses the same keys as ``simulate``: ``pathology.render_lesions`` of the result gives the sample's
+    lesion masks and findings without rendering the vessels (a fast path for lesion statistics).
+    """
+    k_grow = jax.random.split(key)[0]
+    k_stage, k_chain = jax.random.split(jax.random.fold_in(key, PATHOLOGY_STREAM))
+    with jax.named_scope("pathology"):
+        if _is_stage_array(stage):
+            stage_id = jnp.asarray(stage, jnp.int32)
+        else:
+            stage_id = pathology.draw_stage(k_stage, pathology.as_config(stage))
+        profile = pathology.stage_profile(stage_id)
+    with jax.named_scope("grow"):
+        anatomy = grow(k_grow, params, cfg, faz_transform=pathology.faz_enlargement(profile, params.pathology))
+    with jax.named_scope("pathology"):
+        disease = pathology.healthy(stage_id, anatomy.graph, anatomy.faz)
+        disease = pathology.stage_chain(profile, params.pathology, cfg, anatomy.nasal_sign)(k_chain, disease)
+        graph = disease.graph
+        graph = dataclasses.replace(graph, valid=graph.valid & fits_windows(graph, cfg, diseased=True))
+    return dataclasses.replace(anatomy, graph=graph), dataclasses.replace(disease, graph=graph)
+
+
+def _is_stage_array(stage) -> bool:
+    return isinstance(stage, (jax.Array, np.ndarray))
+
+
+def _simulate_healthy(key: jax.Array, params: SimParams, cfg: SimConfig) -> Sample:
     k_grow, k_look = jax.random.split(key)
     with jax.named_scope("grow"):
         anatomy = grow(k_grow, params, cfg)
@@ -191,7 +267,8 @@ def simulate(key: jax.Array, params: SimParams, cfg: SimConfig) -> Sample:
         image = apply_appearance(k_look, params.appearance, superficial, deep, cfg)
     masks = masks_from_hard(hard, anatomy.faz, cfg)
     stats = measure.image_statistics(image, masks, anatomy.graph, cfg)
-    return Sample(image=image, signal=superficial, masks=masks, anatomy=anatomy, stats=stats)
+    lesions = pathology.no_lesions(anatomy.graph, anatomy.faz, cfg)
+    return Sample(image=image, signal=superficial, masks=masks, anatomy=anatomy, stats=stats, lesions=lesions)
 
 
 simulate_batch = jax.vmap(simulate, in_axes=(0, None, None))

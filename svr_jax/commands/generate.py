@@ -13,6 +13,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import config as config_lib
+from ..pathology import STAGES, PathologyConfig
 from .schema import ParamsOverride, overrides_dict
 
 
@@ -20,6 +21,23 @@ from .schema import ParamsOverride, overrides_dict
 class FovSchema:
     name: str = "3mm"
     params: Any = dataclasses.field(default_factory=ParamsOverride)
+
+
+@dataclasses.dataclass
+class StageMixtureSchema:
+    """Probabilities of the stages for ``stage=mixed`` (normalised; any non-negative weights)."""
+
+    normal: float = 0.4
+    mild: float = 0.15
+    moderate: float = 0.15
+    severe: float = 0.15
+    pdr: float = 0.15
+
+
+@dataclasses.dataclass
+class StageSchema:
+    name: str = "normal"  # normal | mild | moderate | severe | pdr | mixed
+    mixture: StageMixtureSchema = dataclasses.field(default_factory=StageMixtureSchema)
 
 
 @dataclasses.dataclass
@@ -34,6 +52,7 @@ class GenerateSchema:
     contact_sheet: bool = True
     masks: bool = True
     fov: FovSchema = dataclasses.field(default_factory=FovSchema)
+    stage: StageSchema = dataclasses.field(default_factory=StageSchema)
     params: Any = dataclasses.field(default_factory=ParamsOverride)
 
 
@@ -55,12 +74,13 @@ class GenerateJob:
     batch: int
     contact_sheet: bool
     masks: bool
+    pathology: PathologyConfig = PathologyConfig()
 
     def config_hash(self) -> str:
-        blob = json.dumps(
-            dict(sim=dataclasses.asdict(self.sim), params=config_lib.params_to_dict(self.params), seed=self.seed),
-            sort_keys=True,
-        )
+        identity = dict(sim=dataclasses.asdict(self.sim), params=config_lib.params_to_dict(self.params), seed=self.seed)
+        if self.pathology.active:  # a healthy run keeps the hash it had before the disease stage existed
+            identity["pathology"] = dataclasses.asdict(self.pathology)
+        blob = json.dumps(identity, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -81,6 +101,16 @@ def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params
     return sim, params
 
 
+def parse_pathology(cfg) -> PathologyConfig:
+    """The static disease configuration from the ``stage`` group (shared with ``svr export``)."""
+    stage = cfg.get("stage") or {}
+    mixture = stage.get("mixture") or {}
+    return PathologyConfig(
+        stage=str(stage.get("name", "normal")),
+        mixture=tuple(float(mixture.get(name, default)) for name, default in zip(STAGES, PathologyConfig().mixture)),
+    )
+
+
 def parse(cfg) -> GenerateJob:
     if cfg.n < 1:
         raise ValueError(f"n must be >= 1, got {cfg.n}")
@@ -93,6 +123,7 @@ def parse(cfg) -> GenerateJob:
     if cfg.fov_mm is not None and not cfg.fov_mm > 0:
         raise ValueError(f"fov_mm must be > 0, got {cfg.fov_mm}")
     sim, params = sim_and_params(cfg.fov.name, cfg.size_px, cfg.fov_mm, overrides_dict(cfg.fov.params), overrides_dict(cfg.params))
+    pathology = parse_pathology(cfg)
     out = Path(cfg.out)
     from ..io import check_writable
 
@@ -108,6 +139,7 @@ def parse(cfg) -> GenerateJob:
         batch=int(min(cfg.batch, cfg.n)),
         contact_sheet=bool(cfg.contact_sheet),
         masks=bool(cfg.masks),
+        pathology=pathology,
     )
 
 
@@ -123,19 +155,35 @@ def enable_compilation_cache() -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
-def batched_simulator(sim: config_lib.SimConfig):
-    """jit(vmap(simulate)) for a static config; call with (keys [B], params)."""
+def batched_simulator(sim: config_lib.SimConfig, pathology: PathologyConfig = PathologyConfig()):
+    """jit(vmap(simulate)) for a static config and disease stage; call with (keys [B], params)."""
     import jax
 
     from ..simulate import simulate
 
-    batched = jax.vmap(simulate, in_axes=(0, None, None))
-    return jax.jit(lambda keys, params: batched(keys, params, sim))
+    batched = jax.vmap(simulate, in_axes=(0, None, None, None))
+    return jax.jit(lambda keys, params: batched(keys, params, sim, pathology))
+
+
+def lesion_metadata(lesions_np: dict) -> dict:
+    """Stage labels, findings (each lesion named by type) and per-type counts of one sample."""
+    from ..pathology import LESION_NAMES, Findings, findings_to_list
+
+    findings = findings_to_list(Findings(**lesions_np["findings"]))
+    counts = {name: sum(f["type"] == name for f in findings) for name in LESION_NAMES}
+    return dict(
+        stage=STAGES[int(lesions_np["stage"])],
+        label_dr=bool(lesions_np["label_dr"]),
+        lesion_types=[name for name in LESION_NAMES if counts[name]],
+        lesion_counts=counts,
+        findings=findings,
+    )
 
 
 def sample_metadata(job: GenerateJob, index: int, sample_np: dict) -> dict:
     stats = {k: float(v) for k, v in sample_np["stats"].items()}
     stats["segments"] = int(stats["segments"])
+    stats.update({k: float(v) for k, v in sample_np["lesions"]["measures"].items()})
     return dict(
         index=index,
         seed=job.seed,
@@ -147,8 +195,25 @@ def sample_metadata(job: GenerateJob, index: int, sample_np: dict) -> dict:
         laterality="OD" if sample_np["nasal_sign"] > 0 else "OS",
         faz_center_mm=[float(x) for x in sample_np["faz_center_mm"]],
         measured=stats,
+        **lesion_metadata(sample_np["lesions"]),
         params=config_lib.params_to_dict(job.params),
     )
+
+
+def _fields(obj) -> dict:
+    """Shallow dict of a dataclass's fields (``dataclasses.asdict`` would deep-copy device arrays)."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def _label_png(labels: np.ndarray) -> bytes:
+    """8-bit PNG of small integer labels, stored as they are (not scaled to 0-255)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(labels).astype(np.uint8)).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 def run(job: GenerateJob) -> None:
@@ -163,8 +228,9 @@ def run(job: GenerateJob) -> None:
     out = job.out
     for sub in ("images", "meta") + (("masks",) if job.masks else ()):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    render = batched_simulator(job.sim)
+    render = batched_simulator(job.sim, job.pathology)
     thumbnails: list[np.ndarray] = []
+    captions: list[str] = []
     n_batches = math.ceil(job.n / job.batch)
 
     def write_one(index: int, s: dict) -> None:
@@ -173,6 +239,10 @@ def run(job: GenerateJob) -> None:
         if job.masks:
             for mask in MASK_NAMES:
                 write_bytes_atomic(out / "masks" / f"{name}_{mask}.png", png_bytes(s["masks"][mask]))
+            if job.pathology.active:  # lesion masks and the instance map (findings slot + 1 per pixel)
+                for lesion, mask in s["lesions"]["masks"].items():
+                    write_bytes_atomic(out / "masks" / f"{name}_{lesion}.png", png_bytes(mask))
+                write_bytes_atomic(out / "masks" / f"{name}_lesion_instance.png", _label_png(s["lesions"]["instance"]))
         write_json(out / "meta" / f"{name}.json", sample_metadata(job, index, s))
 
     # Encoding and writing run on a thread pool while the next batch renders.
@@ -191,6 +261,7 @@ def run(job: GenerateJob) -> None:
                     stats=batch.stats,
                     nasal_sign=batch.anatomy.nasal_sign,
                     faz_center_mm=batch.anatomy.faz.center_mm,
+                    lesions=_fields(batch.lesions) | dict(findings=_fields(batch.lesions.findings)),
                 )
             )
             for future in pending:
@@ -201,14 +272,16 @@ def run(job: GenerateJob) -> None:
                 pending.append(pool.submit(write_one, start + i, s))
                 if len(thumbnails) < 64:
                     thumbnails.append(s["image"])
+                    captions.append(STAGES[int(s["lesions"]["stage"])])
             bar.update(count)
         for future in pending:
             future.result()
     if job.contact_sheet:
-        contact_sheet(thumbnails).save(out / "contact_sheet.png")
+        contact_sheet(thumbnails, labels=captions if job.pathology.active else None).save(out / "contact_sheet.png")
     write_json(
         out / "generate.json",
         dict(n=job.n, first_index=job.first_index, seed=job.seed, fov=job.fov_name, config_hash=job.config_hash(),
+             stage=job.pathology.stage, stage_mixture=dict(zip(STAGES, job.pathology.mixture)),
              sim=dataclasses.asdict(job.sim), params=config_lib.params_to_dict(job.params)),
     )
     print(f"wrote {job.n} samples to {out}" + (f" (contact sheet: {out / 'contact_sheet.png'})" if job.contact_sheet else ""))

@@ -1,0 +1,1 @@
+"""Dataset export: sharded Parquet (+ a JSONL/image-folder view), manifest, verify, dataset card."""

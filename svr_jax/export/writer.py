@@ -1,0 +1,104 @@
+"""Producing shards: render a shard's samples in fixed batches, turn each into a row, write atomically.
+
+A shard's samples are always rendered in the same batches (aligned to the shard's first index, padded
+to the fixed batch size), so a shard redone after a crash is byte-identical to the first attempt.
+Host work (PNG encoding, measurement, text) runs on a thread pool while the device renders the next
+batch.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .shards import Shard, schema, sha256, write_table_atomic
+
+
+def batches(shard: Shard, batch: int) -> Iterator[tuple[int, int]]:
+    """(first index, number of real samples) of each fixed-size batch of a shard."""
+    for start in range(shard.start, shard.stop, batch):
+        yield start, min(batch, shard.stop - start)
+
+
+def produce_shard(
+    shard: Shard,
+    *,
+    data_dir: Path,
+    batch: int,
+    render: Callable[[int], dict],
+    to_row: Callable[[int, dict], dict],
+    mask_columns: list[str],
+    pool: ThreadPoolExecutor,
+    progress: Callable[[int], None] = lambda n: None,
+    keep: Callable[[dict], bool] = lambda row: True,
+) -> dict:
+    """Render, convert and write one shard; returns its manifest entry (rows that ``keep`` refuses are
+    left out)."""
+    futures = []
+    for start, count in batches(shard, batch):
+        host = render(start)  # numpy pytree of the whole (padded) batch
+        for i in range(count):
+            one = {k: _take(v, i) for k, v in host.items()}
+            futures.append(pool.submit(to_row, start + i, one))
+        progress(count)
+    rows = [row for row in (f.result() for f in futures) if keep(row)]
+    path = data_dir / shard.name
+    write_table_atomic(rows, path, schema(mask_columns))
+    stages: dict[str, int] = {}
+    for row in rows:
+        stages[row["stage"]] = stages.get(row["stage"], 0) + 1
+    return dict(name=shard.name, start=shard.start, stop=shard.stop, rows=len(rows), sha256=sha256(path), stages=stages)
+
+
+def _take(tree, i):
+    if isinstance(tree, dict):
+        return {k: _take(v, i) for k, v in tree.items()}
+    return np.asarray(tree)[i]
+
+
+def llamafactory_view(data_dir: Path, view_dir: Path, shard_name: str) -> int:
+    """JSONL + image folder for LLaMA-Factory (sharegpt format) from one Parquet shard.
+
+    Refuses a record whose image count differs from its ``<image>`` placeholders, as LLaMA-Factory does.
+    """
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(data_dir / shard_name, columns=["id", "images", "messages"])
+    (view_dir / "images").mkdir(parents=True, exist_ok=True)
+    (view_dir / "data").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for row in table.to_pylist():
+        paths = []
+        for j, image in enumerate(row["images"]):
+            rel = f"images/{row['id']}_{j}.png"
+            (view_dir / rel).write_bytes(image["bytes"])
+            paths.append(rel)
+        messages = []
+        for message in row["messages"]:
+            text = "".join("<image>" if part["type"] == "image" else part["text"] for part in message["content"])
+            messages.append(dict(role=message["role"], content=text))
+        placeholders = sum(m["content"].count("<image>") for m in messages)
+        if placeholders != len(paths):
+            raise ValueError(f"record {row['id']}: {len(paths)} images but {placeholders} <image> placeholders")
+        lines.append(json.dumps(dict(messages=messages, images=paths), ensure_ascii=False))
+    out = view_dir / "data" / shard_name.replace(".parquet", ".jsonl")
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(out)
+    return len(lines)
+
+
+def dataset_info(view_dir: Path, name: str = "svr_octa") -> None:
+    info = {
+        name: {
+            "file_name": "data",
+            "formatting": "sharegpt",
+            "columns": {"messages": "messages", "images": "images"},
+            "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
+        }
+    }
+    (view_dir / "dataset_info.json").write_text(json.dumps(info, indent=1) + "\n")

@@ -1,0 +1,282 @@
+"""Fitting ``SimParams`` to real OCTA statistics by gradient descent through the simulator.
+
+The fit touches only a *flat selection of leaves* (``FitParam`` paths such as ``"appearance.gain"``),
+so ``SimParams`` may grow new groups without this module changing. Each selected value lives in a
+bounded interval and is optimised as an unconstrained logit: ``value = lo + (hi - lo) * sigmoid(u)``,
+so every step stays valid (bounds also respect the renderer's static window sizes).
+
+One step: draw ``batch`` fresh sample keys (a pure function of the seed and the step, so a resumed fit
+replays exactly), simulate, compute ``stats.image_statistics`` on every synthetic image, and take an
+optax (Adam) step on ``stats.total_distance`` between the batch's and the real set's moments. The
+state (logits, optimiser state, step, loss history) is checkpointed with orbax; ``fit(...,
+checkpoint_dir=d)`` resumes from the latest checkpoint in ``d``.
+
+    real = stats.summarize(stats.batch_statistics(real_images, pixel_um=cfg.field.pixel_um))
+    result = fit(cfg, default_params(cfg), real, steps=150, batch=16)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from . import stats as stats_lib
+from .config import SimConfig, SimParams
+from .simulate import sample_keys, simulate
+
+
+@dataclasses.dataclass(frozen=True)
+class FitParam:
+    path: str  # "group.field" inside SimParams, e.g. "appearance.gain"
+    lo: float
+    hi: float
+
+
+# What a realism fit moves, with valid ranges. Upper bounds of widths/radii/jitter stay below the static
+# window bounds of SimConfig / appearance (MAX_PSF_UM, MAX_DEEP_BLUR_UM, MAX_TEXTURE_UM, window sizes).
+DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
+    FitParam("appearance.vessel_signal", 0.3, 3.0),
+    FitParam("appearance.capillary_signal", 0.2, 3.0),
+    FitParam("appearance.deep_signal", 0.0, 2.0),
+    FitParam("appearance.deep_blur_um", 2.0, 24.0),
+    FitParam("appearance.texture_strength", 0.0, 0.9),
+    FitParam("appearance.texture_scale_um", 8.0, 58.0),
+    FitParam("appearance.speckle", 0.05, 1.2),
+    FitParam("appearance.background", 0.0, 0.4),
+    FitParam("appearance.background_noise", 0.0, 0.3),
+    FitParam("appearance.psf_sigma_um", 1.0, 19.0),
+    FitParam("appearance.gain", 0.3, 4.0),
+    FitParam("appearance.gamma", 0.4, 2.5),
+    FitParam("appearance.falloff", -0.5, 0.6),
+    FitParam("appearance.line_artifact_rate", 0.0, 0.1),
+    FitParam("appearance.line_artifact_strength", 0.0, 0.8),
+    FitParam("vessels.capillary_presence", 0.4, 1.0),
+    FitParam("vessels.deep_presence", 0.3, 1.0),
+    FitParam("vessels.capillary_radius_um", 1.5, 5.8),
+    FitParam("vessels.root_radius_um", 10.0, 36.0),
+    FitParam("vessels.tortuosity_rad", 0.05, 0.8),
+    FitParam("vessels.faz_area_mm2", 0.15, 0.45),
+    FitParam("vessels.capillary_jitter", 0.0, 0.3),
+    FitParam("vessels.capillary_wiggle", 0.0, 0.25),
+)
+
+
+def fit_param_by_path(paths: Sequence[str]) -> tuple[FitParam, ...]:
+    known = {p.path: p for p in DEFAULT_FIT_PARAMS}
+    unknown = [p for p in paths if p not in known]
+    if unknown:
+        raise ValueError(f"cannot fit {unknown}; fittable parameters: {sorted(known)}")
+    return tuple(known[p] for p in paths)
+
+
+def get_leaf(params: SimParams, path: str):
+    group, name = path.split(".")
+    return getattr(getattr(params, group), name)
+
+
+def select(params: SimParams, fit_params: Sequence[FitParam]) -> jax.Array:
+    """[P] the selected values."""
+    return jnp.stack([jnp.asarray(get_leaf(params, p.path), jnp.float32) for p in fit_params])
+
+
+def insert(params: SimParams, fit_params: Sequence[FitParam], values: jax.Array) -> SimParams:
+    """``params`` with the selected leaves replaced by ``values`` [P]; other fields (any group) untouched."""
+    by_group: dict[str, dict] = {}
+    for i, p in enumerate(fit_params):
+        group, name = p.path.split(".")
+        by_group.setdefault(group, {})[name] = values[i]
+    return dataclasses.replace(params, **{g: dataclasses.replace(getattr(params, g), **kv) for g, kv in by_group.items()})
+
+
+def _bounds(fit_params):
+    return (jnp.asarray([p.lo for p in fit_params], jnp.float32), jnp.asarray([p.hi for p in fit_params], jnp.float32))
+
+
+def to_unconstrained(values: jax.Array, fit_params: Sequence[FitParam]) -> jax.Array:
+    lo, hi = _bounds(fit_params)
+    frac = jnp.clip((values - lo) / (hi - lo), 1e-3, 1 - 1e-3)
+    return jnp.log(frac) - jnp.log1p(-frac)
+
+
+def to_constrained(logits: jax.Array, fit_params: Sequence[FitParam]) -> jax.Array:
+    lo, hi = _bounds(fit_params)
+    return jnp.clip(lo + (hi - lo) * jax.nn.sigmoid(logits), lo, hi)  # clip: float32 rounding at saturation
+
+
+def synthetic_statistics(params: SimParams, keys: jax.Array, cfg: SimConfig) -> dict:
+    images = jax.vmap(simulate, in_axes=(0, None, None))(keys, params, cfg).image
+    return stats_lib.batch_statistics(images, pixel_um=cfg.field.pixel_um)
+
+
+def make_loss(cfg: SimConfig, base: SimParams, fit_params: Sequence[FitParam], real: dict) -> Callable:
+    """loss(logits [P], keys [B]) -> (total distance, per-group distances)."""
+
+    def loss(logits, keys):
+        params = insert(base, fit_params, to_constrained(logits, fit_params))
+        per_group = stats_lib.moment_distance(synthetic_statistics(params, keys, cfg), real)
+        return stats_lib.total_distance(per_group), per_group
+
+    return loss
+
+
+def step_keys(seed: int, step: int, batch: int) -> jax.Array:
+    return sample_keys(seed, jnp.arange(step * batch, (step + 1) * batch))
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    params: SimParams
+    values: dict[str, float]  # path -> fitted value
+    losses: np.ndarray  # [steps] loss per step (fresh keys each step)
+    group_losses: dict[str, np.ndarray]  # group -> [steps]
+    seconds: float  # wall time of this call (compilation included)
+    step_seconds: float  # median time of a gradient step after compilation
+    resumed_from: int  # step restored from a checkpoint (0: fresh start)
+
+
+def _fingerprint(cfg, base, fit_params, real, seed, batch, lr, steps) -> dict:
+    real_digest = float(sum(float(jnp.sum(v["mean"])) for v in real.values()))
+    return dict(
+        sim=dataclasses.asdict(cfg),
+        base=[float(get_leaf(base, p.path)) for p in fit_params],
+        fit=[dataclasses.asdict(p) for p in fit_params],
+        real_digest=round(real_digest, 5),
+        seed=seed,
+        batch=batch,
+        lr=lr,
+        steps=steps,
+    )
+
+
+def fit(
+    cfg: SimConfig,
+    base: SimParams,
+    real: dict,
+    *,
+    steps: int = 150,
+    batch: int = 16,
+    lr: float = 0.05,
+    seed: int = 0,
+    fit_params: Sequence[FitParam] = DEFAULT_FIT_PARAMS,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 10,
+    progress: bool = True,
+    callback: Callable[[int, float], None] | None = None,
+) -> FitResult:
+    """Adam on the bounded logits of ``fit_params``; resumes from ``checkpoint_dir`` when it holds a
+    checkpoint of the same fit (same config, data, seed, batch, lr, steps, start point), else raises.
+    ``callback(steps_done, loss)`` runs after each step (and after its checkpoint, if any)."""
+    import orbax.checkpoint as ocp
+    from tqdm import tqdm
+
+    if steps < 1 or batch < 1:
+        raise ValueError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
+    fit_params = tuple(fit_params)
+    started = time.perf_counter()
+    optimizer = optax.chain(optax.clip_by_global_norm(5.0), optax.adam(optax.cosine_decay_schedule(lr, steps, alpha=0.1)))
+    logits = to_unconstrained(select(base, fit_params), fit_params)
+    state = dict(logits=logits, opt=optimizer.init(logits), step=jnp.asarray(0, jnp.int32),
+                 losses=jnp.full((steps,), jnp.nan, jnp.float32),
+                 group_losses={g: jnp.full((steps,), jnp.nan, jnp.float32) for g in real})
+    meta = _fingerprint(cfg, base, fit_params, real, seed, batch, lr, steps)
+    manager = None
+    resumed_from = 0
+    if checkpoint_dir is not None:
+        manager = ocp.CheckpointManager(
+            Path(checkpoint_dir).absolute(),
+            options=ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False),
+        )
+        latest = manager.latest_step()
+        if latest is not None:
+            restored = manager.restore(latest, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(state), meta=ocp.args.JsonRestore()))
+            saved = restored["meta"]
+            mismatched = [k for k in meta if json.dumps(saved.get(k)) != json.dumps(meta[k])]
+            if mismatched:
+                raise ValueError(f"checkpoint in {str(checkpoint_dir)!r} belongs to a different fit (differs in {mismatched}); "
+                                 "use another checkpoint folder or resume=false")
+            state = restored["state"]
+            resumed_from = int(state["step"])
+
+    loss_fn = make_loss(cfg, base, fit_params, real)
+
+    @jax.jit
+    def train_step(state, keys):
+        (loss, groups), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["logits"], keys)
+        grads = jnp.nan_to_num(grads)
+        updates, opt = optimizer.update(grads, state["opt"], state["logits"])
+        i = state["step"]
+        return dict(
+            logits=optax.apply_updates(state["logits"], updates),
+            opt=opt,
+            step=i + 1,
+            losses=state["losses"].at[i].set(loss),
+            group_losses={g: state["group_losses"][g].at[i].set(groups[g]) for g in groups},
+        )
+
+    step_times = []
+    bar = tqdm(total=steps, initial=resumed_from, desc="fit", unit="step", disable=not progress)
+    for step in range(resumed_from, steps):
+        t0 = time.perf_counter()
+        state = train_step(state, step_keys(seed, step, batch))
+        loss = float(state["losses"][step])
+        step_times.append(time.perf_counter() - t0)
+        bar.set_postfix(loss=f"{loss:.3f}")
+        bar.update(1)
+        if manager is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
+            manager.save(step + 1, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+        if callback is not None:
+            callback(step + 1, loss)
+    bar.close()
+    if manager is not None:
+        manager.wait_until_finished()
+        manager.close()
+    values = to_constrained(state["logits"], fit_params)
+    return FitResult(
+        params=insert(base, fit_params, values),
+        values={p.path: float(v) for p, v in zip(fit_params, np.asarray(values))},
+        losses=np.asarray(state["losses"]),
+        group_losses={g: np.asarray(v) for g, v in state["group_losses"].items()},
+        seconds=time.perf_counter() - started,
+        step_seconds=float(np.median(step_times[1:])) if len(step_times) > 1 else float("nan"),
+        resumed_from=resumed_from,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _statistics_fn(cfg: SimConfig):
+    return jax.jit(lambda x: stats_lib.batch_statistics(x, pixel_um=cfg.field.pixel_um))
+
+
+@functools.lru_cache(maxsize=8)
+def _images_fn(cfg: SimConfig):
+    return jax.jit(lambda keys, p: jax.vmap(simulate, in_axes=(0, None, None))(keys, p, cfg).image)
+
+
+def real_summary(images: np.ndarray, cfg: SimConfig, *, chunk: int = 16) -> tuple[dict, dict]:
+    """Real images [N, H, W] -> (per-image statistics {group: [N, k]}, summary {group: {mean, sd}})."""
+    fn = _statistics_fn(cfg)
+    images = np.asarray(images, np.float32)
+    n = len(images)
+    padded = np.concatenate([images, np.zeros((-n % chunk,) + images.shape[1:], np.float32)])  # one shape: one compile
+    parts = [jax.device_get(fn(jnp.asarray(padded[i : i + chunk]))) for i in range(0, len(padded), chunk)]
+    per_image = {g: np.concatenate([p[g] for p in parts])[:n] for g in parts[0]}
+    return per_image, stats_lib.summarize({g: jnp.asarray(v) for g, v in per_image.items()})
+
+
+def simulate_images(params: SimParams, cfg: SimConfig, *, n: int, seed: int, chunk: int = 16) -> np.ndarray:
+    """[n, H, W] synthetic images (fixed chunk shape: one compilation)."""
+    fn = _images_fn(cfg)
+    out = []
+    for start in range(0, n, chunk):
+        out.append(np.asarray(fn(sample_keys(seed, jnp.arange(start, start + chunk)), params)))
+    return np.concatenate(out)[:n]

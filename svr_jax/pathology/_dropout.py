@@ -1,0 +1,87 @@
+"""Capillary dropout (non-perfusion): capillaries inside irregular regions lose their flow.
+
+``dropout(key?, graph, regions)`` lowers the soft ``perfusion`` of CAPILLARY and DEEP_CAPILLARY
+segments by a soft region membership m (a sigmoid of the signed distance to the region's border,
+centred a little *outside* the border so that the whole hard region mask is in the complete-loss zone).
+Partial dropout rarefies rather than dims: a capillary with a uniform draw u is lost with a soft weight
+sigmoid((depth · m - u) / τ), so depth 0.5 removes about half the capillaries and depth 1 all of them.
+A capillary with loss > 1/2 is also made invalid, so the vessel and capillary masks agree with the
+image. Arterioles and venules pass through (their perfusion is untouched).
+
+Regions are biased to the para-/perifoveal ring: their centres lie at a random angle, 0.3-1.3 mm
+(scaled with the field) outside the FAZ border.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from ..faz import Faz
+from ..graph import CAPILLARY, DEEP_CAPILLARY, VesselGraph
+from ._regions import N_HARMONICS, Regions, make_regions, signed_depth_mm
+
+MAX_REGIONS = 6
+LOSS_TEMPERATURE = 0.02
+MAX_DRAW = 0.9  # u ~ U(0, 0.9): a depth-1 core leaves no capillary behind
+BORDER_MARGIN = 2.5  # softness widths by which the loss zone extends outside the region's border
+GRID_MM = 0.04  # membership grid spacing (twice the default transition width)
+
+
+def membership(regions: Regions, points_mm: jax.Array, softness_mm) -> jax.Array:
+    """[...]: soft membership of points [..., 2] in the union of regions, weighted by depth."""
+    depth = signed_depth_mm(regions, points_mm)  # [R, ...]
+    softness = jnp.maximum(softness_mm, 1e-3)
+    weight = (regions.depth * regions.present).reshape((-1,) + (1,) * (points_mm.ndim - 1))
+    return jnp.max(jax.nn.sigmoid(depth / softness + BORDER_MARGIN) * weight, axis=0)
+
+
+def membership_grid(regions: Regions, points_mm: jax.Array, softness_mm, *, fov_mm: float) -> jax.Array:
+    """``membership`` at points [N, 2], bilinearly interpolated from a ``GRID_MM`` grid over the field
+    (the smooth membership is evaluated at a few thousand nodes instead of every capillary)."""
+    n = int(math.ceil(fov_mm / GRID_MM)) + 1
+    axis = jnp.linspace(0.0, fov_mm, n)
+    nodes = jnp.stack(jnp.meshgrid(axis, axis, indexing="ij")[::-1], -1)  # [n(y), n(x), 2] as (x, y)
+    grid = membership(regions, nodes, softness_mm)
+    coords = jnp.clip(points_mm[:, ::-1] * ((n - 1) / fov_mm), 0.0, n - 1.0)  # (row, column)
+    return jax.scipy.ndimage.map_coordinates(grid, [coords[:, 0], coords[:, 1]], order=1)
+
+
+def dropout(graph: VesselGraph, regions: Regions, *, draw: jax.Array, softness_mm=0.02, fov_mm: float = 3.0) -> VesselGraph:
+    """Deterministic twin: capillaries (``draw`` [N] uniform in [0, 0.9]) lose perfusion in ``regions``
+    (of a field of ``fov_mm``)."""
+    midpoint = 0.5 * (graph.start_mm + graph.end_mm)
+    capillary = (graph.kind == CAPILLARY) | (graph.kind == DEEP_CAPILLARY)
+    effective = membership_grid(regions, midpoint, softness_mm, fov_mm=fov_mm)
+    loss = jnp.where(capillary, jax.nn.sigmoid((effective - draw) / LOSS_TEMPERATURE), 0.0)
+    # Healthy (no present region): effective == 0 and loss ~ sigmoid(-u/τ) must not change anything.
+    loss = jnp.where(effective > 0, loss, 0.0)
+    return dataclasses.replace(graph, perfusion=graph.perfusion * (1.0 - loss), valid=graph.valid & (loss < 0.5))
+
+
+def random_regions(
+    key: jax.Array, faz: Faz, *, present: jax.Array, radius_lo_mm, radius_hi_mm, depth_lo, depth_hi, fov_mm: float
+) -> Regions:
+    """Non-perfusion regions in the para-/perifoveal ring; ``present`` [R] bool fixes the count."""
+    capacity = present.shape[0]
+    k_ang, k_dist, k_rad, k_amp, k_phase, k_depth = jax.random.split(key, 6)
+    angle = jax.random.uniform(k_ang, (capacity,), maxval=2 * jnp.pi)
+    ring_mm = (fov_mm / 3.0) * jax.random.uniform(k_dist, (capacity,), minval=0.3, maxval=1.3)
+    direction = jnp.stack([jnp.cos(angle), jnp.sin(angle)], -1)
+    center = faz.center_mm + (faz.border_radius_mm(angle) + ring_mm)[:, None] * direction
+    center = jnp.clip(center, 0.05 * fov_mm, 0.95 * fov_mm)
+    radius = radius_lo_mm + (radius_hi_mm - radius_lo_mm) * jax.random.uniform(k_rad, (capacity,))
+    harmonic = jnp.arange(2, 2 + N_HARMONICS, dtype=jnp.float32)
+    amplitude = 0.25 * jax.random.normal(k_amp, (capacity, N_HARMONICS)) / harmonic * 2.0
+    phase = jax.random.uniform(k_phase, (capacity, N_HARMONICS), maxval=2 * jnp.pi)
+    depth = depth_lo + (depth_hi - depth_lo) * jax.random.uniform(k_depth, (capacity,))
+    return make_regions(center, radius, amplitude, phase, depth, present)
+
+
+def random_dropout(key: jax.Array, graph: VesselGraph, regions: Regions, *, softness_mm=0.02, fov_mm: float = 3.0) -> VesselGraph:
+    """``dropout`` with each capillary's loss threshold drawn from ``key``."""
+    draw = jax.random.uniform(key, (graph.capacity,), maxval=MAX_DRAW)
+    return dropout(graph, regions, draw=draw, softness_mm=softness_mm, fov_mm=fov_mm)

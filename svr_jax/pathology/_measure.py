@@ -1,0 +1,55 @@
+"""Measures of the diseased anatomy that the text and the tests reuse: tortuosity index, FAZ shape.
+
+Tortuosity index of a branch = arc length / chord (1 for a straight vessel), measured on the graph:
+the sum of the branch's segment lengths over the distance between its first start and last end. A
+branch of the tree layout (``growth.grow_trees``) is the run of ``steps_per_branch`` segments
+offset + s * n + b, s = 0..S-1, for branch b of a generation with n branches.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..config import SimConfig
+from ..faz import Faz
+from ..graph import VesselGraph
+
+
+def branch_index(cfg: SimConfig) -> np.ndarray:
+    """[B, S] static segment indices of every tree branch (all generations)."""
+    g = cfg.growth
+    rows, offset = [], 0
+    for gen in range(g.generations):
+        n = g.n_roots * 2**gen
+        rows.append(offset + np.arange(g.steps_per_branch)[None, :] * n + np.arange(n)[:, None])
+        offset += g.steps_per_branch * n
+    return np.concatenate(rows, 0)
+
+
+def branch_tortuosity(graph: VesselGraph, cfg: SimConfig) -> tuple[jax.Array, jax.Array]:
+    """(index [B], whole [B] bool): arc/chord of each branch, and whether all its segments exist."""
+    idx = branch_index(cfg)
+    start, end = graph.start_mm[idx], graph.end_mm[idx]  # [B, S, 2]
+    arc = jnp.sum(jnp.linalg.norm(end - start, axis=-1), -1)
+    chord = jnp.linalg.norm(end[:, -1] - start[:, 0], axis=-1)
+    whole = jnp.all(graph.valid[idx], -1) & (chord > 1e-4)
+    return arc / jnp.maximum(chord, 1e-4), whole
+
+
+def tortuosity_index(graph: VesselGraph, cfg: SimConfig) -> jax.Array:
+    """[] mean arc/chord over the whole arteriole/venule branches of a sample."""
+    index, whole = branch_tortuosity(graph, cfg)
+    return jnp.sum(jnp.where(whole, index, 0.0)) / jnp.maximum(jnp.sum(whole), 1)
+
+
+def faz_shape(faz: Faz, n_vertices: int = 256) -> dict:
+    """Area (mm²), perimeter (mm) and circularity 4πA/P² of the FAZ border polygon."""
+    theta = jnp.linspace(0.0, 2 * jnp.pi, n_vertices, endpoint=False)
+    r = faz.border_radius_mm(theta)
+    xy = r[:, None] * jnp.stack([jnp.cos(theta), jnp.sin(theta)], -1)
+    nxt = jnp.roll(xy, -1, axis=0)
+    area = 0.5 * jnp.abs(jnp.sum(xy[:, 0] * nxt[:, 1] - nxt[:, 0] * xy[:, 1]))
+    perimeter = jnp.sum(jnp.linalg.norm(nxt - xy, axis=-1))
+    return dict(faz_border_area_mm2=area, faz_perimeter_mm=perimeter, faz_circularity=4 * jnp.pi * area / perimeter**2)

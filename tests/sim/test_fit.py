@@ -1,0 +1,130 @@
+"""The fit: statistics are differentiable, reparametrisation stays in range, a tiny fit lowers the loss
+and resumes from its orbax checkpoint; the ``svr fit`` front end rejects bad input in one line."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import svr_jax as svr
+from svr_jax import fit as fit_lib
+from svr_jax import stats as stats_lib
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_config() -> svr.SimConfig:
+    cfg = svr.preset("3mm")
+    return dataclasses.replace(cfg, field=dataclasses.replace(cfg.field, size_px=64, fov_mm=1.0))
+
+
+def test_statistics_shapes_and_gradients():
+    image = jax.random.uniform(jax.random.key(0), (48, 48))
+    stats = stats_lib.image_statistics(image, pixel_um=10.0)
+    assert set(stats) == set(stats_lib.STAT_GROUPS)
+    assert stats["histogram"].shape == (stats_lib.HIST_BINS,)
+    np.testing.assert_allclose(float(jnp.sum(stats["histogram"])), 1.0, rtol=1e-5)
+    assert stats_lib.feature_vector(stats).shape == (36,)
+    jitted = jax.jit(lambda im: stats_lib.image_statistics(im, pixel_um=10.0))(image)
+    for group in stats:
+        np.testing.assert_allclose(np.asarray(stats[group]), np.asarray(jitted[group]), rtol=2e-4, atol=2e-5)
+    grad = jax.grad(lambda im: sum(jnp.sum(v) for v in stats_lib.image_statistics(im, pixel_um=10.0).values()))(image)
+    assert bool(jnp.all(jnp.isfinite(grad))) and float(jnp.abs(grad).sum()) > 0
+
+
+def test_moment_distance_is_zero_on_itself_and_grows_with_a_shift():
+    images = jax.random.uniform(jax.random.key(1), (6, 32, 32))
+    batch = stats_lib.batch_statistics(images, pixel_um=10.0)
+    real = stats_lib.summarize(batch)
+    same = stats_lib.total_distance(stats_lib.moment_distance(batch, real))
+    shifted = stats_lib.total_distance(stats_lib.moment_distance(stats_lib.batch_statistics(0.7 * images, pixel_um=10.0), real))
+    assert float(same) < 1e-6 < float(shifted)
+
+
+def test_reparametrisation_stays_in_bounds_and_keeps_other_fields():
+    cfg = tiny_config()
+    params = svr.default_params(cfg)
+    chosen = fit_lib.DEFAULT_FIT_PARAMS
+    values = fit_lib.select(params, chosen)
+    logits = fit_lib.to_unconstrained(values, chosen)
+    span = np.asarray([p.hi - p.lo for p in chosen])
+    back = np.asarray(fit_lib.to_constrained(logits, chosen))
+    assert np.all(np.abs(back - np.asarray(values)) <= 1.1e-3 * span)  # values on a bound come back just inside it
+    extreme = fit_lib.to_constrained(jnp.full(len(chosen), 1e4), chosen)
+    assert all(np.float32(v) <= np.float32(p.hi) for v, p in zip(extreme, chosen))
+    one = fit_lib.fit_param_by_path(["appearance.gain"])
+    moved = fit_lib.insert(params, one, jnp.asarray([2.5]))
+    assert float(moved.appearance.gain) == 2.5
+    assert moved.vessels == params.vessels and float(moved.appearance.speckle) == float(params.appearance.speckle)
+    with pytest.raises(ValueError, match="cannot fit"):
+        fit_lib.fit_param_by_path(["appearance.nope"])
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_tiny_fit_lowers_the_loss_and_resumes(tmp_path):
+    cfg = tiny_config()
+    start = svr.default_params(cfg)
+    target = dataclasses.replace(start, appearance=dataclasses.replace(start.appearance, gain=2.2, speckle=0.8))
+    real_images = fit_lib.simulate_images(target, cfg, n=16, seed=99)
+    _, real = fit_lib.real_summary(real_images, cfg)
+    chosen = fit_lib.fit_param_by_path(["appearance.gain", "appearance.speckle"])
+    kwargs = dict(steps=8, batch=4, lr=0.2, fit_params=chosen, checkpoint_dir=tmp_path / "ck", checkpoint_every=2, progress=False)
+
+    def stop_after_4(done, loss):
+        if done == 4:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit_lib.fit(cfg, start, real, callback=stop_after_4, **kwargs)
+    result = fit_lib.fit(cfg, start, real, **kwargs)
+    assert result.resumed_from == 4
+    assert np.all(np.isfinite(result.losses))
+    assert result.losses[-2:].mean() < 0.5 * result.losses[:2].mean()
+    assert abs(result.values["appearance.gain"] - 1.1) > 0.2  # moved from the default towards the target
+    # A checkpoint of another fit is refused, not silently resumed.
+    with pytest.raises(ValueError, match="different fit"):
+        fit_lib.fit(cfg, start, real, **{**kwargs, "lr": 0.1})
+
+
+def test_cli_rejects_bad_data_in_one_line(tmp_path, capsys):
+    from svr_jax.cli import main
+
+    assert main(["fit", f"data={tmp_path / 'missing'}", f"out={tmp_path / 'out'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("svr fit: error:") and "missing" in err and "\n" not in err
+    (tmp_path / "empty").mkdir()
+    assert main(["fit", f"data={tmp_path / 'empty'}", f"out={tmp_path / 'out'}"]) == 2
+    assert "no images found" in capsys.readouterr().err
+    assert main(["fit", f"data={tmp_path}", "steps=0"]) == 2
+    assert "steps must be >= 1" in capsys.readouterr().err
+
+
+def test_write_preset_keeps_header_and_other_values(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from svr_jax.commands.fit import write_preset
+
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf", conf)
+    (conf / "fov" / "3mm.yaml").write_text("# header\nname: 3mm\nparams:\n  vessels:\n    murray_exponent: 2.9\n")
+    monkeypatch.setenv("SVR_CONF_DIR", str(conf))
+    path = write_preset("3mm", {"appearance.gain": 1.23456, "vessels.capillary_presence": 0.9})
+    text = path.read_text()
+    assert text.startswith("# header")
+    node = OmegaConf.load(path)
+    assert node.params.appearance.gain == pytest.approx(1.235)
+    assert node.params.vessels.murray_exponent == 2.9 and node.params.vessels.capillary_presence == 0.9
+    from svr_jax.commands.generate import sim_and_params
+    from svr_jax.commands.schema import overrides_dict
+
+    _, params = sim_and_params("3mm", None, None, overrides_dict(OmegaConf.to_container(node.params)), {})
+    assert float(params.appearance.gain) == pytest.approx(1.235)

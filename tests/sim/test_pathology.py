@@ -1,0 +1,343 @@
+"""Diabetic-retinopathy operators and staging (issue #3): the Must-show checks and the conventions.
+
+The population checks (1,000 healthy, 500 mixed) run at the real 3 mm geometry through the lesions-only
+fast path, ``grow_diseased`` + ``render_lesions`` (the same keys, graph and lesion masks as
+``simulate``, without rendering the vessels or the appearance model), so that the suite stays within
+minutes on a CPU. Single-sample checks use the full renderer.
+"""
+
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import svr_jax as svr
+from svr_jax import cli, pathology
+from svr_jax.faz import Faz
+from svr_jax.graph import CAPILLARY, VEIN
+from svr_jax.pathology import _render as lesion_render
+from svr_jax.pathology._findings import SLOT_OFFSETS
+from svr_jax.pathology._microaneurysm import MAX_MICROANEURYSMS
+from svr_jax.simulate import fits_windows, grow_diseased, pixel_centers_mm, render_signal, segment_groups, simulate
+
+CFG_3MM = svr.preset("3mm")
+PARAMS_3MM = svr.default_params(CFG_3MM)
+ONLY_HEALTHY = pathology.PathologyConfig("mixed", mixture=(1.0, 0.0, 0.0, 0.0, 0.0))  # stage 0 via the traced path
+MIXED = pathology.PathologyConfig("mixed")
+FOUR = np.ones((3, 3), bool) * np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
+EIGHT = np.ones((3, 3), bool)
+
+
+def lesions_only(cfg, params, pcfg):
+    """jit(vmap) of the lesions-only fast path: keys [B] -> Lesions [B]."""
+
+    def one(key):
+        _, disease = grow_diseased(key, params, cfg, pcfg)
+        return pathology.render_lesions(disease, cfg, params)[1]
+
+    return jax.jit(jax.vmap(one))
+
+
+def run_batches(fn, n: int, batch: int, seed: int = 0):
+    out = []
+    for start in range(0, n, batch):
+        lesions = fn(svr.sample_keys(seed, jnp.arange(start, start + batch)))
+        out.append(jax.device_get(dict(masks=lesions.masks, instance=lesions.instance, stage=lesions.stage,
+                                       label_dr=lesions.label_dr, findings=dataclasses.asdict(lesions.findings))))
+    return jax.tree.map(lambda *a: np.concatenate(a)[:n], *out)
+
+
+@pytest.fixture(scope="module")
+def mixed_500():
+    return run_batches(lesions_only(CFG_3MM, PARAMS_3MM, MIXED), 500, 100)
+
+
+@pytest.fixture(scope="module")
+def small_stage_sim(small_cfg):
+    """jit(simulate) on the small field: "normal" (healthy pipeline) or "traced" (stage id argument)."""
+    programs = dict(
+        normal=jax.jit(lambda key, p: simulate(key, p, small_cfg, "normal")),
+        traced=jax.jit(lambda key, p, stage: simulate(key, p, small_cfg, stage)),
+    )
+    return programs.__getitem__
+
+
+# --- Must show ---------------------------------------------------------------------------------
+
+def test_1000_healthy_samples_have_no_lesion_pixel():
+    """1,000 samples whose stage the (traced) sampler set to normal: every lesion mask is empty."""
+    got = run_batches(lesions_only(CFG_3MM, PARAMS_3MM, ONLY_HEALTHY), 1000, 125, seed=7)
+    assert np.all(got["stage"] == 0) and not np.any(got["label_dr"])
+    for name in pathology.LESION_NAMES:
+        assert got["masks"][name].shape == (1000, 304, 304)
+        assert int(got["masks"][name].sum()) == 0, name
+    assert int(np.count_nonzero(got["instance"])) == 0
+    assert not np.any(got["findings"]["present"])
+
+
+def test_microaneurysm_count_equals_connected_components(mixed_500):
+    masks, findings = mixed_500["masks"]["microaneurysm"], mixed_500["findings"]
+    is_ma = findings["type"] == pathology.LESION_NAMES.index("microaneurysm")
+    counts = np.sum(findings["present"] & is_ma, -1)
+    assert counts.sum() > 1000  # the check is not vacuous
+    for i in range(len(counts)):
+        for structure in (FOUR, EIGHT):
+            assert ndimage.label(masks[i], structure=structure)[1] == counts[i], (i, counts[i])
+
+
+def test_healthy_samples_of_a_mixed_batch_have_no_lesion(mixed_500):
+    healthy = mixed_500["stage"] == 0
+    assert 150 < healthy.sum() < 250  # mixture weight 0.4
+    for name in pathology.LESION_NAMES:
+        assert not mixed_500["masks"][name][healthy].any()
+
+
+def test_complete_dropout_removes_capillaries_and_reports_area():
+    """Same key, with and without the operator: capillary area inside a depth-1 region falls >= 80 %."""
+    cfg, params = CFG_3MM, PARAMS_3MM
+    anatomy = jax.jit(lambda k: svr.grow(k, params, cfg))(jax.random.key(11))
+    faz = anatomy.faz
+    present = jnp.arange(6) == 0
+    regions = pathology.make_regions(
+        jnp.tile(faz.center_mm + jnp.array([0.75, 0.1]), (6, 1)), jnp.full(6, 0.3), 0.1 * jnp.ones((6, 4)),
+        jnp.zeros((6, 4)), jnp.ones(6), present,
+    )
+    draw = jax.random.uniform(jax.random.key(1), (anatomy.graph.capacity,), maxval=0.9)
+    dropped = pathology.dropout(anatomy.graph, regions, draw=draw)
+    render = jax.jit(lambda g: render_signal(g, cfg, params)[2][..., 3] > 0)
+    before, after = np.asarray(render(anatomy.graph)), np.asarray(render(dropped))
+
+    disease = dataclasses.replace(pathology.healthy(jnp.int32(3), dropped, faz), regions=regions)
+    _, lesions = jax.jit(lambda d: pathology.render_lesions(d, cfg, params))(disease)
+    region = np.asarray(lesions.masks["nonperfusion"])
+    fall = 1.0 - after[region].sum() / before[region].sum()
+    print(f"capillary area inside the complete-dropout region: {before[region].sum()} -> {after[region].sum()} px, "
+          f"fall {100 * fall:.1f} %")
+    assert fall >= 0.8
+    # Larger vessels pass through: no arteriole or venule loses perfusion.
+    tree = np.asarray(anatomy.graph.kind) < CAPILLARY
+    np.testing.assert_array_equal(np.asarray(dropped.perfusion)[tree], np.asarray(anatomy.graph.perfusion)[tree])
+    # The findings carry the measured area of the region: its mask's pixel count.
+    px_mm2 = (cfg.field.pixel_um / 1000.0) ** 2
+    np.testing.assert_allclose(float(lesions.findings.area_mm2[0]), region.sum() * px_mm2, rtol=1e-6)
+    assert bool(lesions.findings.present[0]) and not np.any(np.asarray(lesions.findings.present[1:6]))
+    # ... and its measured centre, relative to the FAZ centre, is where the region was put.
+    np.testing.assert_allclose(np.asarray(lesions.findings.center_mm[0]), [0.75, 0.1], atol=0.03)
+
+
+def test_tortuosity_raises_the_arc_chord_index(small_cfg, small_params):
+    graph = jax.jit(lambda k: svr.grow(k, small_params, small_cfg).graph)(jax.random.key(5))
+    n = pathology.branch_tortuosity(graph, small_cfg)[0].shape[0]
+    bent = pathology.tortuosity(graph, small_cfg, amplitude=jnp.full(n, 0.08), half_waves=jnp.full(n, 2.0))
+    before, whole = pathology.branch_tortuosity(graph, small_cfg)
+    after, _ = pathology.branch_tortuosity(bent, small_cfg)
+    before, after, whole = np.asarray(before)[whole], np.asarray(after)[whole], np.asarray(whole)[whole]
+    print(f"tortuosity index: {before.mean():.4f} -> {after.mean():.4f} over {whole.sum()} branches")
+    assert after.mean() > before.mean() + 0.01
+    assert np.mean(after > before) > 0.9
+    assert float(pathology.tortuosity_index(bent, small_cfg)) > float(pathology.tortuosity_index(graph, small_cfg))
+    # Branch ends (bifurcations) stay put: the tree stays connected.
+    idx = pathology._measure.branch_index(small_cfg)
+    np.testing.assert_allclose(np.asarray(bent.start_mm)[idx[:, 0]], np.asarray(graph.start_mm)[idx[:, 0]], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(bent.end_mm)[idx[:, -1]], np.asarray(graph.end_mm)[idx[:, -1]], atol=1e-6)
+
+
+CONTINUOUS = ("faz_enlargement", "dropout_extent", "dropout_depth", "dropout_softness_mm", "ma_radius_um", "nv_size_mm",
+              "nv_radius_um", "irma_length_mm", "irma_radius_um", "tortuosity_gain", "beading_gain", "lesion_signal")
+
+
+def test_gradients_of_each_operator_are_finite_and_nonzero(small_cfg, small_params):
+    cfg = small_cfg
+    weights = jax.random.uniform(jax.random.key(9), (cfg.field.size_px,) * 2)
+
+    def statistic(pp, key):
+        params = dataclasses.replace(small_params, pathology=pp)
+        anatomy, disease = grow_diseased(key, params, cfg, "pdr")
+        superficial, deep, _ = render_signal(anatomy.graph, cfg, params, diseased=True)
+        lesion_signal, _ = pathology.render_lesions(disease, cfg, params)
+        return jnp.mean(weights * (superficial + lesion_signal + 0.5 * deep))
+
+    grow_jit = jax.jit(lambda key: grow_diseased(key, small_params, cfg, "pdr")[1])
+    for seed in range(20):  # a sample where every lesion type of the stage is present
+        key = jax.random.key(seed)
+        d = grow_jit(key)
+        if all(bool(jnp.any(x)) for x in (d.regions.present, d.microaneurysms.present, d.neovascularization.present, d.irma.present)):
+            break
+    grads = jax.jit(jax.grad(statistic))(small_params.pathology, key)
+    for name in CONTINUOUS:
+        g = float(getattr(grads, name))
+        assert np.isfinite(g) and g != 0.0, (name, g)
+
+
+# --- conventions: twins, oracles, jit/vmap ----------------------------------------------------
+
+def test_windowed_lesion_rendering_matches_dense_oracle():
+    key = jax.random.key(3)
+    k = jax.random.split(key, 8)
+    size, pixel_um = 64, 10.0
+    m = 12
+    blobs = pathology.microaneurysms(
+        jax.random.uniform(k[0], (m, 2), minval=-0.05, maxval=0.69), jnp.tile(jnp.array([0.6, 0.8]), (m, 1)),
+        jax.random.uniform(k[1], (m,), minval=12.5, maxval=65.0), jax.random.uniform(k[2], (m,), minval=1.0, maxval=2.0),
+        jnp.ones(m, bool), fov_mm=0.64, pixel_um=pixel_um,
+    )
+    window = lesion_render.blob_window(65.0, 2.0, pixel_um)
+    signal, windows = lesion_render.render_blobs(blobs, size=size, pixel_um=pixel_um, window=window)
+    ref_signal, ref_labels = lesion_render.render_blobs_dense(blobs, size=size, pixel_um=pixel_um)
+    np.testing.assert_allclose(signal, ref_signal, atol=1e-4)
+    np.testing.assert_array_equal(lesion_render.paint_labels(windows, size), ref_labels)
+
+    tufts = pathology.neovascularization(jax.random.uniform(k[3], (4, 2), maxval=0.64), jnp.array([0.05, 0.1, 0.2, 0.15]),
+                                         jnp.array([3.0, 5.0, 3.0, 5.0]), jnp.arange(4.0), jnp.full(4, 6.0), jnp.ones(4, bool))
+    from svr_jax.pathology import _neovascularization as nv
+
+    seg_k = lesion_render.segment_window(nv.max_segment_mm(), nv.MAX_RADIUS_UM, pixel_um, 0.75)
+    lesion_k = lesion_render.lesion_window(nv.max_extent_mm(), nv.MAX_RADIUS_UM, pixel_um, 0.75)
+    _, windows = lesion_render.render_tufts(tufts, 1.0, size=size, pixel_um=pixel_um, segment_k=seg_k, lesion_k=lesion_k, antialias_px=0.75)
+    np.testing.assert_array_equal(lesion_render.paint_labels(windows, size),
+                                  lesion_render.render_tufts_dense(tufts, size=size, pixel_um=pixel_um, antialias_px=0.75))
+
+
+def test_region_windows_match_dense_masks():
+    cfg = CFG_3MM
+    faz = Faz(center_mm=jnp.array([1.5, 1.45]), radius_mm=jnp.array(0.3), amplitude=jnp.full(4, 0.05), phase=jnp.zeros(4))
+    regions = pathology.random_regions(
+        jax.random.key(2), faz, present=jnp.arange(6) < 5, radius_lo_mm=0.3,
+        radius_hi_mm=0.6, depth_lo=1.0, depth_hi=1.0, fov_mm=3.0,
+    )
+    from svr_jax.pathology._regions import MAX_EXTENT_MM, region_masks
+
+    window = lesion_render.region_window(MAX_EXTENT_MM, cfg.field.pixel_um)
+    windows = lesion_render.render_regions(regions, size=304, pixel_um=cfg.field.pixel_um, window=window)
+    dense = region_masks(regions, pixel_centers_mm(cfg))
+    for r in range(6):
+        one = windows._replace(corner=windows.corner[r : r + 1], inside=windows.inside[r : r + 1])
+        np.testing.assert_array_equal(lesion_render.paint_labels(one, 304) > 0, dense[r])
+
+
+def test_operators_jit_equals_no_jit_and_vmap_equals_loop(small_cfg, small_params):
+    anatomy = jax.jit(lambda k: svr.grow(k, small_params, small_cfg))(jax.random.key(1))
+    graph, faz = anatomy.graph, anatomy.faz
+    regions = pathology.random_regions(jax.random.key(4), faz, present=jnp.arange(6) < 3, radius_lo_mm=0.1, radius_hi_mm=0.2,
+                                       depth_lo=0.6, depth_hi=1.0, fov_mm=1.5)
+
+    def ops(key):
+        g = pathology.random_dropout(key, graph, regions)
+        g = pathology.random_tortuosity(key, g, small_cfg, amplitude=0.05)
+        return pathology.random_microaneurysms(key, g, faz, regions, present=jnp.arange(32) < 10, radius_um=20.0, radius_sd=0.3,
+                                               border_fraction=0.7, fov_mm=1.5, pixel_um=small_cfg.field.pixel_um), g
+
+    keys = jax.random.split(jax.random.key(0), 2)
+    batched = jax.jit(jax.vmap(ops))(keys)
+    for i in range(2):
+        eager = ops(keys[i])
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6), batched, eager)
+
+
+def test_chain_composes_steps_in_order():
+    calls = []
+
+    def step(name):
+        def apply(key, state):
+            calls.append(name)
+            return state + 1
+
+        return apply
+
+    assert pathology.chain(step("a"), step("b"), step("c"))(jax.random.key(0), 0) == 3
+    assert calls == ["a", "b", "c"]
+
+
+def test_diseased_trees_fit_their_windows_and_beading_dilates_veins(small_cfg, small_params):
+    """Tortuosity is clipped to the static windows: even at its maximum it never makes the renderer drop a
+    segment; beading alternately dilates and narrows venules."""
+    graph = jax.jit(lambda k: svr.grow(k, small_params, small_cfg).graph)(jax.random.key(2))
+    bent = pathology.random_tortuosity(jax.random.key(3), graph, small_cfg, amplitude=1.0)  # clipped to the maximum
+    beaded = pathology.venous_beading(bent, small_cfg, amplitude=1.0)
+    valid = np.asarray(graph.valid)
+    assert np.all(np.asarray(fits_windows(beaded, small_cfg, diseased=True))[valid])
+    n_tree = segment_groups(small_cfg)[-3].stop
+    vein = (np.asarray(graph.kind) == VEIN) & (np.arange(graph.capacity) < n_tree)
+    ratio = np.asarray(beaded.radius_um)[vein] / np.asarray(graph.radius_um)[vein]
+    assert ratio.max() > 1.2 and ratio.min() < 0.9
+
+
+# --- staging ------------------------------------------------------------------------------------
+
+def test_stage_sampler_follows_the_mixture_and_the_clinical_logic(mixed_500):
+    stage, present, types = mixed_500["stage"], mixed_500["findings"]["present"], mixed_500["findings"]["type"]
+    freq = np.bincount(stage, minlength=5) / len(stage)
+    np.testing.assert_allclose(freq, MIXED.mixture, atol=0.07)
+    np.testing.assert_array_equal(mixed_500["label_dr"], stage > 0)
+    count = {name: np.sum(present & (types == i), -1) for i, name in enumerate(pathology.LESION_NAMES)}
+    mild, moderate, severe, pdr = (stage == s for s in range(1, 5))
+    assert np.all(count["nonperfusion"][mild] == 0) and np.all(count["microaneurysm"][mild] >= 1)
+    assert np.all(count["neovascularization"][~pdr] == 0) and np.mean(count["neovascularization"][pdr] > 0) > 0.9
+    assert np.all(count["irma"][mild | moderate] == 0) and np.all(count["irma"][severe] >= 1)
+    assert count["microaneurysm"][moderate].mean() > count["microaneurysm"][mild].mean()
+    assert count["nonperfusion"][severe].mean() > count["nonperfusion"][moderate].mean() >= 1
+
+
+def test_instance_map_points_at_the_findings(mixed_500):
+    """Each microaneurysm's pixels carry its findings slot; each finding's bbox holds its centre."""
+    inst, f = mixed_500["instance"], mixed_500["findings"]
+    for i in range(0, 500, 50):
+        for slot in np.flatnonzero(f["present"][i]):
+            x0, y0, x1, y1 = f["bbox_px"][i, slot]
+            cx, cy = f["center_px"][i, slot]
+            assert x0 <= cx <= x1 and y0 <= cy <= y1
+            if SLOT_OFFSETS["microaneurysm"] <= slot < SLOT_OFFSETS["microaneurysm"] + MAX_MICROANEURYSMS:
+                area_px = (inst[i] == slot + 1).sum()
+                np.testing.assert_allclose(area_px * (CFG_3MM.field.pixel_um / 1000) ** 2, f["area_mm2"][i, slot], rtol=1e-5)
+
+
+def test_normal_stage_is_the_healthy_pipeline_and_a_healthy_draw_matches_it(small_stage_sim, small_cfg, small_params):
+    key = jax.random.key(21)
+    # stage="normal" traces exactly the healthy program (no disease code at all).
+    plain = jax.make_jaxpr(lambda k: simulate(k, small_params, small_cfg))(key)
+    assert str(jax.make_jaxpr(lambda k: simulate(k, small_params, small_cfg, "normal"))(key)) == str(plain)
+    normal = small_stage_sim("normal")(key, small_params)
+    assert not any(bool(m.any()) for m in normal.lesions.masks.values())
+    drawn_healthy = small_stage_sim("traced")(key, small_params, jnp.int32(0))
+    assert int(drawn_healthy.lesions.stage) == 0
+    np.testing.assert_allclose(drawn_healthy.image, normal.image, atol=1e-5)
+    np.testing.assert_array_equal(drawn_healthy.masks["vessel"], normal.masks["vessel"])
+
+
+def test_pdr_sample_is_diseased_everywhere_it_should_be(small_stage_sim, small_params):
+    healthy = small_stage_sim("normal")(jax.random.key(4), small_params)
+    pdr = small_stage_sim("traced")(jax.random.key(4), small_params, jnp.int32(4))
+    assert int(pdr.lesions.stage) == 4 and bool(pdr.lesions.label_dr)
+    assert float(pdr.lesions.measures["tortuosity_index"]) > float(healthy.lesions.measures["tortuosity_index"])
+    assert float(pdr.stats["faz_area_mm2"]) > float(healthy.stats["faz_area_mm2"])
+    assert bool(pdr.lesions.masks["nonperfusion"].any())
+    # NV vessels are vessels: in the vessel mask.
+    assert bool(jnp.all(pdr.masks["vessel"][pdr.lesions.masks["neovascularization"]]))
+
+
+def test_stage_config_errors_name_the_value():
+    with pytest.raises(ValueError, match="unknown stage 'proliferative'"):
+        pathology.PathologyConfig("proliferative")
+    with pytest.raises(ValueError, match="5 non-negative weights"):
+        pathology.PathologyConfig("mixed", mixture=(1.0, 2.0))
+
+
+def test_generate_stage_metadata_names_each_lesion_type(tmp_path):
+    out = tmp_path / "pdr"
+    assert cli.main(["generate", "n=2", f"out={out}", "stage=mixed", "stage.mixture.normal=0", "stage.mixture.mild=0",
+                     "stage.mixture.moderate=0", "stage.mixture.severe=0", "size_px=64", "fov_mm=1.0", "batch=2"]) == 0
+    meta = json.loads((out / "meta" / "000001.json").read_text())
+    assert meta["stage"] == "pdr" and meta["label_dr"] is True
+    assert set(meta["lesion_counts"]) == set(pathology.LESION_NAMES)
+    for finding in meta["findings"]:
+        assert finding["type"] in pathology.LESION_NAMES and finding["area_mm2"] > 0 and len(finding["bbox_px"]) == 4
+    assert set(meta["lesion_types"]) == {f["type"] for f in meta["findings"]}
+    for key in ("tortuosity_index", "faz_circularity", "faz_area_mm2"):
+        assert key in meta["measured"]
+    assert (out / "masks" / "000001_microaneurysm.png").exists() and (out / "masks" / "000001_lesion_instance.png").exists()
+    assert (out / "contact_sheet.png").exists()
+    assert json.loads((out / "generate.json").read_text())["stage"] == "mixed"
