@@ -83,6 +83,7 @@ def test_microaneurysm_count_equals_connected_components(mixed_500):
     masks, findings = mixed_500["masks"]["microaneurysm"], mixed_500["findings"]
     is_ma = findings["type"] == pathology.LESION_NAMES.index("microaneurysm")
     counts = np.sum(findings["present"] & is_ma, -1)
+    print(f"microaneurysms in 500 mixed samples: {counts.sum()} (max {counts.max()} per sample)")
     assert counts.sum() > 1000  # the check is not vacuous
     for i in range(len(counts)):
         for structure in (FOUR, EIGHT):
@@ -168,6 +169,7 @@ def test_gradients_of_each_operator_are_finite_and_nonzero(small_cfg, small_para
         if all(bool(jnp.any(x)) for x in (d.regions.present, d.microaneurysms.present, d.neovascularization.present, d.irma.present)):
             break
     grads = jax.jit(jax.grad(statistic))(small_params.pathology, key)
+    print("d statistic / d", {name: f"{float(getattr(grads, name)):.3g}" for name in CONTINUOUS})
     for name in CONTINUOUS:
         g = float(getattr(grads, name))
         assert np.isfinite(g) and g != 0.0, (name, g)
