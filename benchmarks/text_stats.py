@@ -21,7 +21,8 @@ import time
 import svr_jax as svr
 from svr_jax.text.check import contradictions, final_line_parses, split_sentences
 from svr_jax.text.reasoning import families
-from svr_jax.text.source import enable_compilation_cache, sim_and_params, simulated
+from svr_jax.commands.generate import enable_compilation_cache, sim_and_params
+from svr_jax.text.source import simulated
 from svr_jax.text.tasks import TASKS, all_prompts, answer
 
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from .generate import StageSchema, parse_pathology
 from .schema import ParamsOverride, overrides_dict
 
 
@@ -26,7 +27,7 @@ class FovSchema:
 @dataclasses.dataclass
 class CheckTextSchema:
     n: int = 200
-    stage: str = "mixed"
+    stage: StageSchema = dataclasses.field(default_factory=lambda: StageSchema(name="mixed"))
     seed: int = 0
     first_index: int = 0
     batch: int = 32
@@ -48,7 +49,7 @@ def register_schema() -> None:
 class CheckTextJob:
     sim: Any
     params: Any
-    stage: str
+    stage: Any  # pathology.PathologyConfig (static)
     n: int
     seed: int
     first_index: int
@@ -58,15 +59,13 @@ class CheckTextJob:
 
 
 def parse(cfg) -> CheckTextJob:
-    from ..pathology import STAGE_CHOICES
-    from ..text.source import sim_and_params
+    from .generate import sim_and_params
 
     if cfg.n < 1:
         raise ValueError(f"n must be >= 1, got {cfg.n}")
     if cfg.batch < 1:
         raise ValueError(f"batch must be >= 1, got {cfg.batch}")
-    if cfg.stage not in STAGE_CHOICES:
-        raise ValueError(f"unknown stage {cfg.stage!r}; valid: {list(STAGE_CHOICES)}")
+    pathology = parse_pathology(cfg)
     folder = None
     if cfg.dir is not None:
         folder = Path(cfg.dir)
@@ -75,7 +74,7 @@ def parse(cfg) -> CheckTextJob:
         if not any(folder.rglob("*.jsonl")) and not any(folder.rglob("*.parquet")):
             raise OSError(f"dir {str(folder)!r} holds no *.jsonl or *.parquet records")
     sim, params = sim_and_params(cfg.fov.name, cfg.size_px, cfg.fov_mm, overrides_dict(cfg.fov.params), overrides_dict(cfg.params))
-    return CheckTextJob(sim=sim, params=params, stage=str(cfg.stage), n=int(cfg.n), seed=int(cfg.seed),
+    return CheckTextJob(sim=sim, params=params, stage=pathology, n=int(cfg.n), seed=int(cfg.seed),
                         first_index=int(cfg.first_index), batch=int(cfg.batch), folder=folder, show=int(cfg.show))
 
 
@@ -134,7 +133,7 @@ def check(items, show: int = 5) -> dict:
 
 
 def run(job: CheckTextJob) -> None:
-    from ..text.source import enable_compilation_cache
+    from .generate import enable_compilation_cache
 
     if job.folder is not None:
         result = check(_folder_texts(job.folder), job.show)

@@ -6,40 +6,10 @@ from typing import Iterator
 
 import numpy as np
 
+from ..commands.generate import enable_compilation_cache as enable_compilation_cache  # noqa: F401 (re-export)
+from ..commands.generate import sim_and_params as sim_and_params  # noqa: F401 (re-export)
 from ..config import SimConfig, SimParams
 from .measure import STAGES, Measured, measure_sample
-
-
-def enable_compilation_cache() -> None:
-    """Persist compiled programs across runs (as ``svr generate`` does): ``$SVR_JAX_CACHE``."""
-    import os
-    from pathlib import Path
-
-    import jax
-
-    cache = os.environ.get("SVR_JAX_CACHE", str(Path.home() / ".cache" / "svr_jax" / "xla"))
-    if cache:
-        jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-
-
-def sim_and_params(fov_name: str, size_px=None, fov_mm=None, fov_params=None, user_params=None):
-    """Preset -> static config and parameters with the preset's values and overrides (as ``svr generate``)."""
-    import dataclasses
-
-    from .. import config as config_lib
-
-    sim = config_lib.preset(fov_name)
-    if size_px is not None or fov_mm is not None:
-        field = dataclasses.replace(
-            sim.field,
-            size_px=sim.field.size_px if size_px is None else int(size_px),
-            fov_mm=sim.field.fov_mm if fov_mm is None else float(fov_mm),
-        )
-        sim = dataclasses.replace(sim, field=field)
-    config_lib.validate(sim)
-    params = config_lib.params_from_dict(config_lib.default_params(sim), fov_params)
-    return sim, config_lib.params_from_dict(params, user_params)
 
 
 def simulated(cfg: SimConfig, params: SimParams, *, stage: str = "mixed", seed: int = 0, n: int = 64,
