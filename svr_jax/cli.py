@@ -59,7 +59,11 @@ def run_command(command: str, overrides: list[str]) -> int:
     except (HydraException, OmegaConfBaseException, ValueError, OSError) as error:
         print(f"svr {command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
-    module.run(job)
+    try:
+        module.run(job)
+    except (ValueError, OSError) as error:  # found while running, e.g. an export folder of another config
+        print(f"svr {command}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
     return 0
 
 
