@@ -124,10 +124,6 @@ def parse(cfg) -> ExportJob:
     for name in ("n", "shard_size", "batch"):
         if cfg[name] < 1:
             raise ValueError(f"{name} must be >= 1, got {cfg[name]}")
-    if cfg.size_px is not None and cfg.size_px <= 0:
-        raise ValueError(f"size_px must be > 0, got {cfg.size_px}")
-    if cfg.fov_mm is not None and not cfg.fov_mm > 0:
-        raise ValueError(f"fov_mm must be > 0, got {cfg.fov_mm}")
     tasks = tuple((k, float(v)) for k, v in overrides_dict(cfg.tasks).items() if float(v) > 0)
     if not tasks or any(v < 0 for _, v in tasks):
         raise ValueError("tasks: give at least one task a positive weight")

@@ -86,6 +86,10 @@ class GenerateJob:
 
 def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params: dict):
     """Preset -> static config and parameters with the preset's fitted values and user overrides."""
+    if size_px is not None and size_px <= 0:
+        raise ValueError(f"size_px must be > 0, got {size_px}")
+    if fov_mm is not None and not fov_mm > 0:
+        raise ValueError(f"fov_mm must be > 0, got {fov_mm}")
     sim = config_lib.preset(fov_name)
     if size_px is not None or fov_mm is not None:
         field = dataclasses.replace(
@@ -118,10 +122,6 @@ def parse(cfg) -> GenerateJob:
         raise ValueError(f"batch must be >= 1, got {cfg.batch}")
     if cfg.first_index < 0:
         raise ValueError(f"first_index must be >= 0, got {cfg.first_index}")
-    if cfg.size_px is not None and cfg.size_px <= 0:
-        raise ValueError(f"size_px must be > 0, got {cfg.size_px}")
-    if cfg.fov_mm is not None and not cfg.fov_mm > 0:
-        raise ValueError(f"fov_mm must be > 0, got {cfg.fov_mm}")
     sim, params = sim_and_params(cfg.fov.name, cfg.size_px, cfg.fov_mm, overrides_dict(cfg.fov.params), overrides_dict(cfg.params))
     pathology = parse_pathology(cfg)
     out = Path(cfg.out)
