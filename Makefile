@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/svr generate n=64 out=$(OUT)
+	$(VENV)/bin/svr export n=256 out=$(OUT)
 
 # JAX and torch tests run in separate processes; torch single-threaded.
 test: $(STAMP)

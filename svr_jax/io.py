@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,43 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def png_bytes(array: np.ndarray) -> bytes:
     """PNG of a float image in [0, 1] (8-bit grey) or a boolean mask (0/255)."""
     array = np.asarray(array)
-    pixels = array.astype(np.uint8) * 255 if array.dtype == bool else to_uint8(array)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+    if array.dtype == bool:
+        return grey_png(array.astype(np.uint8) * 255, sub_filter=False)
+    return grey_png(to_uint8(array), sub_filter=True)
+
+
+def label_png(labels: np.ndarray) -> bytes:
+    """8-bit PNG of small integer labels, stored as they are (not scaled to 0-255)."""
+    return grey_png(np.asarray(labels).astype(np.uint8), sub_filter=False)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def grey_png(pixels: np.ndarray, *, sub_filter: bool) -> bytes:
+    """A standard 8-bit greyscale PNG with one filter type for every row and zlib's run-length strategy.
+
+    PIL tries all five PNG filters on every row; for masks (long runs) no filter and for images the
+    "sub" filter are as small or smaller, and this is several times faster (export encodes ~11 PNGs per
+    pair). The bytes depend only on the pixels (and zlib), so exports stay byte-reproducible.
+    """
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if pixels.ndim != 2:
+        raise ValueError(f"grey_png wants a 2-D array, got shape {pixels.shape}")
+    height, width = pixels.shape
+    rows = np.empty((height, width + 1), np.uint8)
+    if sub_filter:  # filter type 1: each byte minus its left neighbour (mod 256)
+        rows[:, 0] = 1
+        rows[:, 1] = pixels[:, 0]
+        np.subtract(pixels[:, 1:], pixels[:, :-1], out=rows[:, 2:])
+    else:
+        rows[:, 0] = 0
+        rows[:, 1:] = pixels
+    packer = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    data = packer.compress(rows.tobytes()) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit, greyscale, deflate, no interlace
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:

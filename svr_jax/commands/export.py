@@ -16,6 +16,7 @@ rest; ``verify`` re-hashes every shard and names the missing or corrupt ones.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -48,10 +49,10 @@ class TaskMixtureSchema:
 @dataclasses.dataclass
 class ExportSchema:
     action: str = "export"  # export | verify
-    n: int = 200
+    n: int = 256
     seed: int = 0
     out: str = "out/export"
-    shard_size: int = 100
+    shard_size: int = 128
     shards: Optional[str] = None  # "a:b": produce only shards a..b-1 (for multirun workers)
     batch: int = 16
     size_px: Optional[int] = None
@@ -199,7 +200,8 @@ def mask_columns(job: ExportJob) -> list[str]:
 
 
 def batch_renderer(job: ExportJob):
-    """start index -> host ``Sample`` of the fixed-size batch [start, start + batch).
+    """(dispatch, fetch): ``dispatch(start)`` launches the fixed-size batch [start, start + batch) and
+    returns at once; ``fetch`` waits for it and gives the host ``Sample``.
 
     With several local devices the batch is split over them (``jax.sharding``); on one device this is
     plain ``jit(vmap(simulate))``.
@@ -208,23 +210,23 @@ def batch_renderer(job: ExportJob):
     import jax.numpy as jnp
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    from ..simulate import sample_keys, simulate
+    from ..simulate import sample_keys
+    from .generate import batched_simulator
 
-    sim, pathology, batch = job.base.sim, job.base.pathology, job.base.batch
+    batch = job.base.batch
     devices = jax.local_devices()
-    batched = jax.vmap(simulate, in_axes=(0, None, None, None))
-    run = jax.jit(lambda keys, params: batched(keys, params, sim, pathology))
+    run = batched_simulator(job.base.sim, job.base.pathology)
     sharding = None
     if len(devices) > 1 and batch % len(devices) == 0:
         sharding = NamedSharding(Mesh(np.asarray(devices), ("batch",)), PartitionSpec("batch"))
 
-    def render(start: int):
+    def dispatch(start: int):
         keys = sample_keys(job.base.seed, jnp.arange(start, start + batch))
         if sharding is not None:
             keys = jax.device_put(keys, sharding)
-        return jax.device_get(run(keys, job.base.params))
+        return run(keys, job.base.params)
 
-    return render
+    return dispatch, jax.device_get
 
 
 # --- orchestration ---------------------------------------------------------------------------------
@@ -272,7 +274,7 @@ def write_manifest(job: ExportJob, plan: list[shard_lib.Shard]) -> dict:
 def export(job: ExportJob) -> dict:
     from tqdm import tqdm
 
-    from ..export.writer import dataset_info, llamafactory_view, produce_shard
+    from ..export.writer import dataset_info, llamafactory_view, produce_shard, rendered_batches
 
     enable_compilation_cache()
     data_dir = job.out / "data"
@@ -286,11 +288,12 @@ def export(job: ExportJob) -> dict:
     mine = plan[slice(*job.shard_range)] if job.shard_range else plan
     todo = [s for s in mine if not shard_is_complete(data_dir, s)]
     columns = mask_columns(job)
-    render = batch_renderer(job) if todo else None
+    dispatch, fetch = batch_renderer(job) if todo else (None, None)
+    stream = rendered_batches(todo, job.base.batch, dispatch, lambda handle: _as_dict(fetch(handle)))
     with ThreadPoolExecutor(max_workers=2) as pool, tqdm(
         total=sum(s.stop - s.start for s in todo), unit="pair", desc=f"export {len(todo)}/{len(mine)} shards"
     ) as bar:
-        for shard in todo:
+        for shard, group in itertools.groupby(stream, key=lambda item: item[0]):
             rejected = []
 
             def to_row(index, sample_dict, rejected=rejected):
@@ -300,8 +303,8 @@ def export(job: ExportJob) -> dict:
                 return row
 
             entry = produce_shard(
-                shard, data_dir=data_dir, batch=job.base.batch, render=lambda start: _as_dict(render(start)),
-                to_row=to_row, mask_columns=columns, pool=pool, progress=bar.update, keep=lambda row: row is not None,
+                shard, ((start, count, host) for _, start, count, host in group), data_dir=data_dir, to_row=to_row,
+                mask_columns=columns, pool=pool, progress=bar.update, keep=lambda row: row is not None,
             )
             entry["rejected"] = len(rejected)
             if job.llamafactory:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -155,8 +156,12 @@ def enable_compilation_cache() -> None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
+@functools.lru_cache(maxsize=8)
 def batched_simulator(sim: config_lib.SimConfig, pathology: PathologyConfig = PathologyConfig()):
-    """jit(vmap(simulate)) for a static config and disease stage; call with (keys [B], params)."""
+    """jit(vmap(simulate)) for a static config and disease stage; call with (keys [B], params).
+
+    Cached per (config, stage) so that later jobs in one process (benchmarks, tests, notebooks) reuse
+    the traced program instead of tracing the large graph again (seconds, even with the disk cache)."""
     import jax
 
     from ..simulate import simulate
@@ -205,23 +210,12 @@ def _fields(obj) -> dict:
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
-def _label_png(labels: np.ndarray) -> bytes:
-    """8-bit PNG of small integer labels, stored as they are (not scaled to 0-255)."""
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(labels).astype(np.uint8)).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
 def run(job: GenerateJob) -> None:
     import jax
     import jax.numpy as jnp
     from tqdm import tqdm
 
-    from ..io import contact_sheet, png_bytes, write_bytes_atomic, write_json
+    from ..io import contact_sheet, label_png, png_bytes, write_bytes_atomic, write_json
     from ..simulate import MASK_NAMES, sample_keys
 
     enable_compilation_cache()
@@ -242,7 +236,7 @@ def run(job: GenerateJob) -> None:
             if job.pathology.active:  # lesion masks and the instance map (findings slot + 1 per pixel)
                 for lesion, mask in s["lesions"]["masks"].items():
                     write_bytes_atomic(out / "masks" / f"{name}_{lesion}.png", png_bytes(mask))
-                write_bytes_atomic(out / "masks" / f"{name}_lesion_instance.png", _label_png(s["lesions"]["instance"]))
+                write_bytes_atomic(out / "masks" / f"{name}_lesion_instance.png", label_png(s["lesions"]["instance"]))
         write_json(out / "meta" / f"{name}.json", sample_metadata(job, index, s))
 
     # Encoding and writing run on a thread pool while the next batch renders.

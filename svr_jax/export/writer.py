@@ -2,8 +2,8 @@
 
 A shard's samples are always rendered in the same batches (aligned to the shard's first index, padded
 to the fixed batch size), so a shard redone after a crash is byte-identical to the first attempt.
-Host work (PNG encoding, measurement, text) runs on a thread pool while the device renders the next
-batch.
+Host work (PNG encoding, measurement, text, Parquet writes) runs while the device renders the next
+batch, which is always dispatched before the current one is fetched.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -24,23 +24,37 @@ def batches(shard: Shard, batch: int) -> Iterator[tuple[int, int]]:
         yield start, min(batch, shard.stop - start)
 
 
+def rendered_batches(
+    shards: list[Shard], batch: int, dispatch: Callable[[int], Any], fetch: Callable[[Any], dict]
+) -> Iterator[tuple[Shard, int, int, dict]]:
+    """(shard, first index, real samples, host batch) over all batches of ``shards``, in order.
+
+    ``dispatch(start)`` launches a batch on the device and returns at once (JAX dispatches
+    asynchronously); the next batch is always launched before this one is fetched, so the device keeps
+    rendering while the host converts rows and writes shards.
+    """
+    plan = [(shard, start, count) for shard in shards for start, count in batches(shard, batch)]
+    ahead = dispatch(plan[0][1]) if plan else None
+    for k, (shard, start, count) in enumerate(plan):
+        current, ahead = ahead, (dispatch(plan[k + 1][1]) if k + 1 < len(plan) else None)
+        yield shard, start, count, fetch(current)
+
+
 def produce_shard(
     shard: Shard,
+    rendered: Iterable[tuple[int, int, dict]],
     *,
     data_dir: Path,
-    batch: int,
-    render: Callable[[int], dict],
     to_row: Callable[[int, dict], dict],
     mask_columns: list[str],
     pool: ThreadPoolExecutor,
     progress: Callable[[int], None] = lambda n: None,
     keep: Callable[[dict], bool] = lambda row: True,
 ) -> dict:
-    """Render, convert and write one shard; returns its manifest entry (rows that ``keep`` refuses are
-    left out)."""
+    """Convert and write one shard from its rendered batches ((first index, real samples, host batch));
+    returns its manifest entry (rows that ``keep`` refuses are left out)."""
     futures = []
-    for start, count in batches(shard, batch):
-        host = render(start)  # numpy pytree of the whole (padded) batch
+    for start, count, host in rendered:
         for i in range(count):
             one = {k: _take(v, i) for k, v in host.items()}
             futures.append(pool.submit(to_row, start + i, one))
