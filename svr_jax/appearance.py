@@ -7,7 +7,8 @@ Stages, in acquisition order (each differentiable in its parameters):
 2. capillary-scale texture: slowly varying multiplicative flow heterogeneity;
 3. decorrelation speckle: log-normal multiplicative noise per pixel, plus a noisy background;
 4. point-spread function: Gaussian lateral blur;
-5. signal fall-off towards the field edge (vignetting of the OCT beam);
+5. signal fall-off towards the field edge (vignetting of the OCT beam), and slow illumination
+   variation across the field (media opacities, defocus, tilt): a smooth log-normal gain field;
 6. horizontal line artifacts: B-scans (image rows) corrupted by eye motion, brighter or darker;
 7. display contrast: saturating 1 - exp(-gain x), then gamma.
 """
@@ -26,6 +27,7 @@ MAX_PSF_UM = 20.0
 MAX_DEEP_BLUR_UM = 25.0
 MAX_TEXTURE_UM = 60.0
 TEXTURE_DOWNSAMPLE = 4  # the texture is smooth: drawn on a coarser grid and upsampled
+ILLUMINATION_SCALE_MM = 0.4  # correlation length of the illumination gain field
 
 
 def gaussian_blur(image: jax.Array, sigma_px, *, max_sigma_px: float) -> jax.Array:
@@ -66,6 +68,11 @@ def apply_appearance(key: jax.Array, ap: AppearanceParams, superficial: jax.Arra
 
     yy, xx = jnp.meshgrid(jnp.linspace(-1.0, 1.0, shape[0]), jnp.linspace(-1.0, 1.0, shape[1]), indexing="ij")
     image = image * (1.0 - ap.falloff * 0.5 * (xx**2 + yy**2))
+    # Its own key (folded in, not split) so the other stages' random streams are unchanged.
+    coarse_px = max(4, int(round(ILLUMINATION_SCALE_MM * 1000.0 / px_um / 4)))  # 4 grid cells per correlation length
+    grid = (-(-shape[0] // coarse_px) + 1, -(-shape[1] // coarse_px) + 1)
+    gain_field = smooth_noise(jax.random.fold_in(key, 6), grid, 4.0, max_sigma_px=4.0)
+    image = image * jnp.exp(ap.illumination_sd * jax.image.resize(gain_field, shape, "cubic") - 0.5 * ap.illumination_sd**2)
 
     # Rows hit by motion: a soft (differentiable in the rate) Bernoulli per row.
     hit = jax.nn.sigmoid((ap.line_artifact_rate - jax.random.uniform(k_rows, (shape[0],))) / 0.002)

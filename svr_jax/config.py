@@ -104,6 +104,7 @@ class AppearanceParams:
     gain: float = 1.1  # saturating contrast: 1 - exp(-gain * x)
     gamma: float = 1.0
     falloff: float = 0.12  # signal fall-off towards the field edge
+    illumination_sd: float = 0.2  # sd of the log of the slowly varying illumination gain across the field
     line_artifact_rate: float = 0.02  # fraction of B-scan rows with motion artifacts
     line_artifact_strength: float = 0.35
 

@@ -57,6 +57,7 @@ DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
     FitParam("appearance.gain", 0.3, 4.0),
     FitParam("appearance.gamma", 0.4, 2.5),
     FitParam("appearance.falloff", -0.5, 0.6),
+    FitParam("appearance.illumination_sd", 0.0, 0.6),
     FitParam("appearance.line_artifact_rate", 0.0, 0.1),
     FitParam("appearance.line_artifact_strength", 0.0, 0.8),
     FitParam("vessels.capillary_presence", 0.4, 1.0),

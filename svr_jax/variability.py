@@ -1,0 +1,60 @@
+"""Population variability: per-sample parameters drawn around a preset (domain randomisation).
+
+Real eyes and devices differ: FAZ size, capillary density, vessel calibre, signal strength, noise,
+focus, motion. A preset is one point; models trained on it see every real scan as out of
+distribution (``benchmarks/sim2real.py`` measures this). ``sample_params`` draws one sample's
+parameters: each listed parameter is multiplied by a log-normal factor, exp(scale * sd * z), and
+fractions are clipped to their valid range. Pure and key-first, vmap over keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from .config import SimParams
+
+# (group, parameter, sd of its log across eyes and acquisitions at scale 1).
+SPREADS: tuple[tuple[str, str, float], ...] = (
+    ("vessels", "faz_area_mm2", 0.35),
+    ("vessels", "faz_irregularity", 0.4),
+    ("vessels", "root_radius_um", 0.15),
+    ("vessels", "capillary_radius_um", 0.15),
+    ("vessels", "capillary_presence", 0.08),
+    ("vessels", "deep_presence", 0.1),
+    ("appearance", "capillary_signal", 0.25),
+    ("appearance", "deep_signal", 0.3),
+    ("appearance", "texture_strength", 0.4),
+    ("appearance", "speckle", 0.3),
+    ("appearance", "background", 0.4),
+    ("appearance", "background_noise", 0.4),
+    ("appearance", "psf_sigma_um", 0.25),
+    ("appearance", "gain", 0.25),
+    ("appearance", "gamma", 0.15),
+    ("appearance", "falloff", 0.5),
+    ("appearance", "illumination_sd", 0.5),
+    ("appearance", "line_artifact_rate", 0.8),
+    ("appearance", "line_artifact_strength", 0.4),
+)
+FRACTIONS = {"capillary_presence", "deep_presence"}  # probabilities: kept in (0, 1]
+
+
+def sample_params(key: jax.Array, params: SimParams, scale: float | jax.Array = 1.0) -> SimParams:
+    """One sample's parameters around ``params``; ``scale=0`` returns ``params`` unchanged."""
+    z = jax.random.normal(key, (len(SPREADS),))
+    groups = {g: dict(vars(getattr(params, g))) for g in ("vessels", "appearance")}
+    for i, (group, name, sd) in enumerate(SPREADS):
+        value = groups[group][name] * jnp.exp(scale * sd * z[i])
+        groups[group][name] = jnp.clip(value, 0.05, 1.0) if name in FRACTIONS else value
+    return dataclasses.replace(
+        params,
+        vessels=dataclasses.replace(params.vessels, **groups["vessels"]),
+        appearance=dataclasses.replace(params.appearance, **groups["appearance"]),
+    )
+
+
+def variability_key(sample_key: jax.Array) -> jax.Array:
+    """The key of a sample's parameter draw: derived from, and independent of, its simulation key."""
+    return jax.random.fold_in(sample_key, 0x7A12)

@@ -1,0 +1,61 @@
+"""Per-sample parameter spread (domain randomisation) and the illumination field it varies."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from svr_jax import config as config_lib
+from svr_jax.simulate import sample_keys, simulate
+from svr_jax.variability import SPREADS, sample_params, variability_key
+
+
+def test_scale_zero_is_the_preset_and_draws_are_reproducible():
+    params = config_lib.default_params(config_lib.preset("3mm"))
+    same = sample_params(jax.random.key(0), params, 0.0)
+    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(same)):
+        assert np.allclose(a, b)
+    a, b = sample_params(jax.random.key(3), params), sample_params(jax.random.key(3), params)
+    assert all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def test_spread_matches_the_table_and_fractions_stay_valid():
+    params = config_lib.default_params(config_lib.preset("3mm"))
+    draws = jax.vmap(lambda k: sample_params(k, params))(jax.random.split(jax.random.key(1), 2000))
+    for group, name, sd in SPREADS:
+        values = np.asarray(getattr(getattr(draws, group), name))
+        base = float(getattr(getattr(params, group), name))
+        assert np.all(values > 0)
+        if name in ("capillary_presence", "deep_presence"):
+            assert values.max() <= 1.0
+        else:
+            assert np.std(np.log(values / base)) == pytest.approx(sd, rel=0.1), name
+
+
+def test_varied_batch_renders_and_differs_per_sample():
+    cfg = config_lib.SimConfig(field=config_lib.FieldConfig(fov_mm=1.5, size_px=96))
+    params = config_lib.default_params(cfg)
+    keys = sample_keys(0, jnp.arange(4))
+    run = jax.jit(jax.vmap(lambda k: simulate(k, sample_params(variability_key(k), params), cfg)))
+    images = np.asarray(run(keys).image)
+    assert np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
+    plain = np.asarray(jax.jit(jax.vmap(lambda k: simulate(k, params, cfg)))(keys).image)
+    assert not np.allclose(images, plain)
+    means = images.mean((1, 2))
+    assert np.ptp(means) > 0.01  # brightness varies between samples
+
+
+def test_illumination_field_varies_the_signal_slowly():
+    cfg = config_lib.SimConfig(field=config_lib.FieldConfig(fov_mm=1.5, size_px=96))
+    params = config_lib.default_params(cfg)
+    flat = dataclasses.replace(params, appearance=dataclasses.replace(params.appearance, illumination_sd=0.0))
+    strong = dataclasses.replace(params, appearance=dataclasses.replace(params.appearance, illumination_sd=0.5))
+    key = jax.random.key(7)
+    a, b = (np.asarray(jax.jit(simulate, static_argnums=2)(key, p, cfg).image) for p in (flat, strong))
+    blocks = lambda im: im.reshape(4, 24, 4, 24).mean((1, 3))  # 0.375 mm blocks
+    assert np.std(np.log(blocks(b) / blocks(a))) > 0.1  # a gain field across the field ...
+    grad = jax.grad(lambda s: jnp.mean(simulate(key, dataclasses.replace(params, appearance=dataclasses.replace(
+        params.appearance, illumination_sd=s)), cfg).image ** 2))(0.2)
+    assert np.isfinite(grad) and grad != 0  # ... differentiable in its strength
