@@ -37,38 +37,15 @@ def default_real_dir() -> Path:
     return Path(os.environ.get("SVR_OCTA500", REPO.parent / "shared" / "data" / "octa500"))
 
 
-def folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
-    """Stratified fold index per sample."""
-    rng = np.random.default_rng(seed)
-    fold = np.empty(len(labels), int)
-    for cls in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == cls))
-        fold[idx] = np.arange(len(idx)) % k
-    return [np.flatnonzero(fold == i) for i in range(k)]
-
-
 def logistic_c2st(features: np.ndarray, labels: np.ndarray, *, k: int = 5, l2: float = 1.0, seed: int = 0) -> float:
-    """Mean held-out accuracy of L2 logistic regression (scipy L-BFGS) over stratified k folds."""
-    from scipy.optimize import minimize
+    """Mean held-out accuracy of L2 logistic regression over stratified k folds."""
+    from svr_jax.metrics import fit_logistic, stratified_folds
 
     correct = 0
-    for test in folds(labels, k, seed):
+    for test in stratified_folds(labels, k, seed):
         train = np.setdiff1d(np.arange(len(labels)), test)
-        mu, sd = features[train].mean(0), features[train].std(0) + 1e-8
-        x, y = (features[train] - mu) / sd, labels[train].astype(float)
-        x = np.concatenate([x, np.ones((len(x), 1))], 1)
-
-        def objective(w):
-            z = x @ w
-            loss = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * np.sum(w[:-1] ** 2)
-            p = 1.0 / (1.0 + np.exp(-z))
-            grad = x.T @ (p - y)
-            grad[:-1] += l2 * w[:-1]
-            return loss, grad
-
-        w = minimize(objective, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B").x
-        xt = np.concatenate([(features[test] - mu) / sd, np.ones((len(test), 1))], 1)
-        correct += np.sum(((xt @ w) > 0) == (labels[test] > 0.5))
+        decision = fit_logistic(features[train], labels[train], l2=l2)
+        correct += np.sum((decision(features[test]) > 0) == (labels[test] > 0.5))
     return float(correct / len(labels))
 
 
@@ -114,7 +91,9 @@ def cnn_c2st(images: np.ndarray, labels: np.ndarray, *, k: int = 3, epochs: int 
     predict = jax.jit(logits)
     rng = np.random.default_rng(seed)
     correct = 0
-    for i, test in enumerate(folds(labels, k, seed)):
+    from svr_jax.metrics import stratified_folds
+
+    for i, test in enumerate(stratified_folds(labels, k, seed)):
         train = np.setdiff1d(np.arange(len(labels)), test)
         params = init(jax.random.key(seed + i))
         opt = optimizer.init(params)
@@ -140,7 +119,8 @@ def preset_params(fov: str):
     cfg = config_lib.preset(fov)
     defaults = config_lib.default_params(cfg)
     node = OmegaConf.load(conf_dir() / "fov" / f"{fov}.yaml")
-    fitted = config_lib.params_from_dict(defaults, OmegaConf.to_container(node.get("params") or {}))
+    values = node.get("params")  # an empty mapping is falsy but still a DictConfig
+    fitted = config_lib.params_from_dict(defaults, OmegaConf.to_container(values) if values else {})
     return cfg, defaults, fitted
 
 

@@ -26,9 +26,8 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import __version__
-from .. import config as config_lib
 from ..export import shards as shard_lib
-from ..pathology import STAGES, PathologyConfig
+from ..pathology import STAGES
 from .generate import FovSchema, GenerateJob, StageSchema, enable_compilation_cache, parse_pathology, sim_and_params
 from .schema import ParamsOverride, overrides_dict
 

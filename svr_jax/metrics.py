@@ -1,0 +1,105 @@
+"""Scores for judging synthetic data against real scans: classification, segmentation, two-sample tests.
+
+Plain numpy/scipy on host arrays (the models that produce the inputs run in JAX). Used by
+``benchmarks/sim2real.py`` and ``benchmarks/realism.py``; each function is checked against
+hand-computed values in ``tests/sim/test_metrics.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    """Indices of each of ``k`` folds; every class is spread evenly over the folds."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    fold = np.empty(len(labels), int)
+    for cls in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        fold[idx] = np.arange(len(idx)) % k
+    return [np.flatnonzero(fold == i) for i in range(k)]
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, *, l2: float = 1.0) -> Callable[[np.ndarray], np.ndarray]:
+    """L2-regularised logistic regression (scipy L-BFGS) on features standardised with the training set's
+    mean and spread; returns the decision function (logit; > 0 means class 1)."""
+    from scipy.optimize import minimize
+
+    features = np.asarray(features, np.float64)
+    mu, sd = features.mean(0), features.std(0) + 1e-8
+    x = np.concatenate([(features - mu) / sd, np.ones((len(features), 1))], 1)
+    y = np.asarray(labels, np.float64)
+
+    def objective(w):
+        z = x @ w
+        loss = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * np.sum(w[:-1] ** 2)
+        grad = x.T @ (1.0 / (1.0 + np.exp(-z)) - y)
+        grad[:-1] += l2 * w[:-1]
+        return loss, grad
+
+    w = minimize(objective, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B").x
+    return lambda q: np.concatenate([(np.asarray(q, np.float64) - mu) / sd, np.ones((len(q), 1))], 1) @ w
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> list[list[int]]:
+    """[[true negatives, false positives], [false negatives, true positives]] for labels 0/1."""
+    t, p = np.asarray(y_true).astype(bool), np.asarray(y_pred).astype(bool)
+    return [[int(np.sum(~t & ~p)), int(np.sum(~t & p))], [int(np.sum(t & ~p)), int(np.sum(t & p))]]
+
+
+def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean of sensitivity and specificity (each class weighs the same, whatever its prevalence)."""
+    (tn, fp), (fn, tp) = confusion(y_true, y_pred)
+    if tp + fn == 0 or tn + fp == 0:
+        raise ValueError("balanced accuracy needs both classes in y_true")
+    return 0.5 * (tp / (tp + fn) + tn / (tn + fp))
+
+
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve: the probability that a random positive scores above a random negative
+    (ties count one half), from the Mann-Whitney rank sum."""
+    from scipy.stats import rankdata
+
+    t = np.asarray(y_true).astype(bool)
+    n_pos, n_neg = int(t.sum()), int((~t).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUC needs both classes in y_true")
+    ranks = rankdata(np.asarray(score, np.float64))
+    return float((ranks[t].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def dice(pred: np.ndarray, target: np.ndarray) -> float:
+    """2 |P ∩ T| / (|P| + |T|) of two boolean masks (1.0 when both are empty)."""
+    p, t = np.asarray(pred, bool), np.asarray(target, bool)
+    total = p.sum() + t.sum()
+    return 1.0 if total == 0 else float(2.0 * np.sum(p & t) / total)
+
+
+def skeleton(mask: np.ndarray) -> np.ndarray:
+    """Morphological skeleton (Lantuéjoul): the union over k of erode^k(X) minus its opening, with a
+    3x3 cross. Centre lines of thin structures; what clDice compares."""
+    from scipy import ndimage
+
+    cross = ndimage.generate_binary_structure(2, 1)
+    current = np.asarray(mask, bool)
+    out = np.zeros_like(current)
+    while current.any():
+        opened = ndimage.binary_opening(current, cross)
+        out |= current & ~opened
+        current = ndimage.binary_erosion(current, cross)
+    return out
+
+
+def cldice(pred: np.ndarray, target: np.ndarray) -> float:
+    """Centre-line Dice (Shit et al., CVPR 2021): harmonic mean of topology precision |S(P) ∩ T| / |S(P)|
+    and topology sensitivity |S(T) ∩ P| / |S(T)|, with S the skeleton."""
+    p, t = np.asarray(pred, bool), np.asarray(target, bool)
+    sp, st = skeleton(p), skeleton(t)
+    if not sp.any() and not st.any():
+        return 1.0
+    precision = np.sum(sp & t) / max(sp.sum(), 1)
+    sensitivity = np.sum(st & p) / max(st.sum(), 1)
+    return 0.0 if precision + sensitivity == 0 else float(2 * precision * sensitivity / (precision + sensitivity))
