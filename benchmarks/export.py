@@ -1,7 +1,7 @@
 """End-to-end export throughput: render + measure + text + PNG encode + Parquet write, pairs per second.
 
     python benchmarks/export.py            # 3 mm (304 x 304), mixed stages, 2 shards of 128 pairs
-    python benchmarks/export.py --quick    # 64 pairs, < 60 s on a 2-core CPU once compiled
+    python benchmarks/export.py --quick    # 128 pairs, < 60 s on a 2-core CPU once compiled
     python benchmarks/export.py --n 100000 --shard-size 1000 --batch 256 --out /scratch/octa100k   # GPU
 
 Compile time is reported apart: the timed export starts after a warm-up export of one batch with the
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.n, args.shard_size = 64, 32
+        args.n, args.shard_size = 128, 64
     root = Path(tempfile.mkdtemp(prefix="svr-export-bench-"))
     try:
         t0 = time.perf_counter()
