@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--preset", default="3mm")
     parser.add_argument("--columns", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(Path(__file__).with_name("stages_3mm.png")))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "img" / "stages_3mm.png"))
     args = parser.parse_args()
     cfg = svr.preset(args.preset)
     params = svr.default_params(cfg)
