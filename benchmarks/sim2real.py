@@ -75,17 +75,12 @@ def synthetic_set(fov: str, n: int, seed: int, *, variability: float, dr_fractio
     import jax.numpy as jnp
 
     from realism import preset_params  # the preset of conf/fov/<fov>.yaml, as `svr export` uses it
+    from svr_jax.commands.generate import batched_simulator
     from svr_jax.pathology import PathologyConfig
-    from svr_jax.simulate import sample_keys, simulate
-    from svr_jax.variability import sample_params, variability_key
+    from svr_jax.simulate import sample_keys
 
     sim, _, params = preset_params(fov)
-    pathology = PathologyConfig("mixed", (1.0 - dr_fraction,) + (dr_fraction / 4,) * 4)
-
-    def one(key, params):
-        return simulate(key, sample_params(variability_key(key), params, variability), sim, pathology)
-
-    run = jax.jit(jax.vmap(one, in_axes=(0, None)))
+    run = batched_simulator(sim, PathologyConfig("mixed", (1.0 - dr_fraction,) + (dr_fraction / 4,) * 4), float(variability))
     images, labels, masks = [], [], []
     for start in range(0, n, chunk):
         s = jax.device_get(run(sample_keys(seed, jnp.arange(start, start + chunk)), params))

@@ -28,7 +28,8 @@ import numpy as np
 from .. import __version__
 from ..export import shards as shard_lib
 from ..pathology import STAGES
-from .generate import FovSchema, GenerateJob, StageSchema, enable_compilation_cache, parse_pathology, sim_and_params
+from .generate import (FovSchema, GenerateJob, StageSchema, enable_compilation_cache, parse_pathology, parse_variability,
+                       sim_and_params)
 from .schema import ParamsOverride, overrides_dict
 
 DEFAULT_TASKS = dict(reasoning=0.5, dr_yes_no=0.1, stage=0.1, count_ma=0.1, grounding=0.1, caption=0.1)
@@ -57,6 +58,7 @@ class ExportSchema:
     size_px: Optional[int] = None
     fov_mm: Optional[float] = None
     masks: bool = True  # mask PNG columns in the shards
+    variability: float = 0.0  # per-sample parameter spread around the preset (svr_jax.variability); 0: none
     llamafactory: bool = True  # JSONL + image folder view with dataset_info.json
     card: bool = True  # dataset card (README.md + plots) when all shards are present
     tasks: TaskMixtureSchema = dataclasses.field(default_factory=TaskMixtureSchema)
@@ -99,6 +101,7 @@ class ExportJob:
             masks=self.masks,
             fov=self.base.fov_name,
             stage=self.base.pathology.stage,
+            variability=self.base.variability,
         )
 
 
@@ -135,6 +138,7 @@ def parse(cfg) -> ExportJob:
     base = GenerateJob(
         sim=sim, params=params, fov_name=cfg.fov.name, n=int(cfg.n), first_index=0, seed=int(cfg.seed), out=out,
         batch=int(min(cfg.batch, cfg.shard_size)), contact_sheet=False, masks=bool(cfg.masks), pathology=parse_pathology(cfg),
+        variability=parse_variability(cfg),
     )
     return ExportJob(
         action=cfg.action, base=base, shard_size=int(cfg.shard_size), shard_range=_shard_range(cfg.shards, count),
@@ -214,7 +218,7 @@ def batch_renderer(job: ExportJob):
 
     batch = job.base.batch
     devices = jax.local_devices()
-    run = batched_simulator(job.base.sim, job.base.pathology)
+    run = batched_simulator(job.base.sim, job.base.pathology, job.base.variability)
     sharding = None
     if len(devices) > 1 and batch % len(devices) == 0:
         sharding = NamedSharding(Mesh(np.asarray(devices), ("batch",)), PartitionSpec("batch"))

@@ -52,6 +52,7 @@ class GenerateSchema:
     fov_mm: Optional[float] = None
     contact_sheet: bool = True
     masks: bool = True
+    variability: float = 0.0  # per-sample parameter spread around the preset (svr_jax.variability); 0: none
     fov: FovSchema = dataclasses.field(default_factory=FovSchema)
     stage: StageSchema = dataclasses.field(default_factory=StageSchema)
     params: Any = dataclasses.field(default_factory=ParamsOverride)
@@ -76,11 +77,14 @@ class GenerateJob:
     contact_sheet: bool
     masks: bool
     pathology: PathologyConfig = PathologyConfig()
+    variability: float = 0.0
 
     def config_hash(self) -> str:
         identity = dict(sim=dataclasses.asdict(self.sim), params=config_lib.params_to_dict(self.params), seed=self.seed)
         if self.pathology.active:  # a healthy run keeps the hash it had before the disease stage existed
             identity["pathology"] = dataclasses.asdict(self.pathology)
+        if self.variability:  # likewise for runs without per-sample variability
+            identity["variability"] = self.variability
         blob = json.dumps(identity, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -104,6 +108,14 @@ def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params
     params = config_lib.params_from_dict(params, fov_params)
     params = config_lib.params_from_dict(params, user_params)
     return sim, params
+
+
+def parse_variability(cfg) -> float:
+    """The per-sample parameter spread (shared with ``svr export``)."""
+    value = float(cfg.get("variability") or 0.0)
+    if not value >= 0.0:
+        raise ValueError(f"variability must be >= 0 (0: every sample uses the preset), got {value}")
+    return value
 
 
 def parse_pathology(cfg) -> PathologyConfig:
@@ -141,6 +153,7 @@ def parse(cfg) -> GenerateJob:
         contact_sheet=bool(cfg.contact_sheet),
         masks=bool(cfg.masks),
         pathology=pathology,
+        variability=parse_variability(cfg),
     )
 
 
@@ -157,17 +170,24 @@ def enable_compilation_cache() -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def batched_simulator(sim: config_lib.SimConfig, pathology: PathologyConfig = PathologyConfig()):
-    """jit(vmap(simulate)) for a static config and disease stage; call with (keys [B], params).
+def batched_simulator(sim: config_lib.SimConfig, pathology: PathologyConfig = PathologyConfig(), variability: float = 0.0):
+    """jit(vmap(simulate)) for a static config, disease stage and parameter spread; call with (keys [B], params).
 
-    Cached per (config, stage) so that later jobs in one process (benchmarks, tests, notebooks) reuse
-    the traced program instead of tracing the large graph again (seconds, even with the disk cache)."""
+    With ``variability`` > 0 each sample's parameters are drawn around ``params`` from its own key
+    (``svr_jax.variability``), so sample i stays a pure function of (config, seed, i).
+    Cached per (config, stage, spread) so that later jobs in one process (benchmarks, tests, notebooks)
+    reuse the traced program instead of tracing the large graph again (seconds, even with the disk cache)."""
     import jax
 
     from ..simulate import simulate
+    from ..variability import sample_params, variability_key
 
-    batched = jax.vmap(simulate, in_axes=(0, None, None, None))
-    return jax.jit(lambda keys, params: batched(keys, params, sim, pathology))
+    def one(key, params):
+        if variability:
+            params = sample_params(variability_key(key), params, variability)
+        return simulate(key, params, sim, pathology)
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None)))
 
 
 def lesion_metadata(lesions_np: dict) -> dict:
@@ -222,7 +242,7 @@ def run(job: GenerateJob) -> None:
     out = job.out
     for sub in ("images", "meta") + (("masks",) if job.masks else ()):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    render = batched_simulator(job.sim, job.pathology)
+    render = batched_simulator(job.sim, job.pathology, job.variability)
     thumbnails: list[np.ndarray] = []
     captions: list[str] = []
     n_batches = math.ceil(job.n / job.batch)
@@ -275,7 +295,7 @@ def run(job: GenerateJob) -> None:
     write_json(
         out / "generate.json",
         dict(n=job.n, first_index=job.first_index, seed=job.seed, fov=job.fov_name, config_hash=job.config_hash(),
-             stage=job.pathology.stage, stage_mixture=dict(zip(STAGES, job.pathology.mixture)),
+             stage=job.pathology.stage, stage_mixture=dict(zip(STAGES, job.pathology.mixture)), variability=job.variability,
              sim=dataclasses.asdict(job.sim), params=config_lib.params_to_dict(job.params)),
     )
     print(f"wrote {job.n} samples to {out}" + (f" (contact sheet: {out / 'contact_sheet.png'})" if job.contact_sheet else ""))

@@ -54,6 +54,24 @@ def test_generate_is_reproducible_per_index(tmp_path):
     assert (a / "images" / "000003.png").read_bytes() == (b / "images" / "000003.png").read_bytes()
 
 
+def test_variability_is_per_sample_and_reproducible(tmp_path):
+    """variability=1: sample i draws its own parameters from its key, whatever the batch layout; the
+    images differ from the preset's and the config hash records the setting."""
+    import json
+
+    a, b, plain = tmp_path / "a", tmp_path / "b", tmp_path / "plain"
+    assert cli.main(["generate", "n=4", f"out={a}", "variability=1.0", *SMALL]) == 0
+    assert cli.main(["generate", "n=1", "first_index=2", f"out={b}", "variability=1.0", "size_px=64", "fov_mm=1.0", "batch=1"]) == 0
+    assert cli.main(["generate", "n=4", f"out={plain}", *SMALL]) == 0
+    assert (a / "images" / "000002.png").read_bytes() == (b / "images" / "000002.png").read_bytes()
+    assert (a / "images" / "000002.png").read_bytes() != (plain / "images" / "000002.png").read_bytes()
+    means = [np.asarray(Image.open(a / "images" / f"{i:06d}.png"), np.float32).mean() for i in range(4)]
+    plain_means = [np.asarray(Image.open(plain / "images" / f"{i:06d}.png"), np.float32).mean() for i in range(4)]
+    assert np.std(means) > np.std(plain_means)  # brightness spreads between samples
+    hashes = {json.loads((d / "meta" / "000000.json").read_text()).get("config_hash") for d in (a, plain)}
+    assert len(hashes) == 2
+
+
 @pytest.mark.parametrize(
     "override,message",
     [
@@ -63,6 +81,7 @@ def test_generate_is_reproducible_per_index(tmp_path):
         ("n=0", "n must be >= 1"),
         ("fov=9mm", "Could not find 'fov/9mm'"),
         ("params.appearance.gainz=2", "Could not override 'params.appearance.gainz'"),
+        ("variability=-1", "variability must be >= 0"),
     ],
 )
 def test_bad_input_one_error_line_no_output(tmp_path, capsys, override, message):
