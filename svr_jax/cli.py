@@ -31,14 +31,22 @@ def _usage() -> str:
     return f"usage: svr {{{','.join(COMMANDS)}}} [key=value ...] [-m]   (see README.md)"
 
 
+def register_schema(command: str):
+    """Store the command's typed schema in Hydra's ConfigStore as ``<command>_schema`` (named in the
+    defaults list of ``conf/<command>.yaml``); returns the command's module."""
+    from hydra.core.config_store import ConfigStore
+
+    module = importlib.import_module(COMMANDS[command])
+    ConfigStore.instance().store(name=f"{command.replace('-', '_')}_schema", node=module.SCHEMA)
+    return module
+
+
 def compose(command: str, overrides: list[str]):
     """Compose ``conf/<command>.yaml`` with overrides (no working-directory change, no output)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    module = importlib.import_module(COMMANDS[command])
-    if hasattr(module, "register_schema"):
-        module.register_schema()
+    register_schema(command)
     with initialize_config_dir(config_dir=str(conf_dir()), version_base=None):
         return hydra_compose(config_name=command, overrides=overrides)
 
@@ -71,9 +79,7 @@ def run_multirun(command: str, overrides: list[str]) -> int:
     """Sweeps through Hydra's own launcher machinery (``hydra/launcher=joblib`` etc.)."""
     import hydra
 
-    module = importlib.import_module(COMMANDS[command])
-    if hasattr(module, "register_schema"):
-        module.register_schema()
+    module = register_schema(command)
 
     @hydra.main(config_path=str(conf_dir()), config_name=command, version_base=None)
     def _task(cfg) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .generate import StageSchema, parse_pathology
-from .schema import ParamsOverride, overrides_dict
+from .schema import ParamsOverride, overrides_dict, require_at_least
 
 
 @dataclasses.dataclass
@@ -39,10 +39,7 @@ class CheckTextSchema:
     params: Any = dataclasses.field(default_factory=ParamsOverride)
 
 
-def register_schema() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="check_text_schema", node=CheckTextSchema)
+SCHEMA = CheckTextSchema  # registered by the CLI as "check_text_schema" (conf/*.yaml defaults)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,10 +58,7 @@ class CheckTextJob:
 def parse(cfg) -> CheckTextJob:
     from .generate import sim_and_params
 
-    if cfg.n < 1:
-        raise ValueError(f"n must be >= 1, got {cfg.n}")
-    if cfg.batch < 1:
-        raise ValueError(f"batch must be >= 1, got {cfg.batch}")
+    require_at_least(cfg, 1, "n", "batch")
     pathology = parse_pathology(cfg)
     folder = None
     if cfg.dir is not None:

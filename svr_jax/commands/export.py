@@ -30,7 +30,7 @@ from ..export import shards as shard_lib
 from ..pathology import STAGES
 from .generate import (FovSchema, GenerateJob, StageSchema, enable_compilation_cache, parse_pathology, parse_variability,
                        sim_and_params)
-from .schema import ParamsOverride, overrides_dict
+from .schema import ParamsOverride, overrides_dict, require_at_least
 
 DEFAULT_TASKS = dict(reasoning=0.5, dr_yes_no=0.1, stage=0.1, count_ma=0.1, grounding=0.1, caption=0.1)
 MASK_COLUMNS = ("vessel", "artery", "vein", "capillary", "large_vessel", "faz")
@@ -67,10 +67,7 @@ class ExportSchema:
     params: Any = dataclasses.field(default_factory=ParamsOverride)
 
 
-def register_schema() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="export_schema", node=ExportSchema)
+SCHEMA = ExportSchema  # registered by the CLI as "export_schema" (conf/*.yaml defaults)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,9 +121,7 @@ def parse(cfg) -> ExportJob:
     if cfg.action == "verify":
         if not (out / "manifest.json").is_file():
             raise OSError(f"no export to verify: {str(out / 'manifest.json')!r} does not exist")
-    for name in ("n", "shard_size", "batch"):
-        if cfg[name] < 1:
-            raise ValueError(f"{name} must be >= 1, got {cfg[name]}")
+    require_at_least(cfg, 1, "n", "shard_size", "batch")
     tasks = tuple((k, float(v)) for k, v in overrides_dict(cfg.tasks).items() if float(v) > 0)
     if not tasks or any(v < 0 for _, v in tasks):
         raise ValueError("tasks: give at least one task a positive weight")

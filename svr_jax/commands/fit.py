@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import config as config_lib
 from .generate import FovSchema, sim_and_params
-from .schema import ParamsOverride, overrides_dict
+from .schema import ParamsOverride, overrides_dict, require_at_least
 
 
 @dataclasses.dataclass
@@ -42,10 +42,7 @@ class FitSchema:
     params: Any = dataclasses.field(default_factory=ParamsOverride)
 
 
-def register_schema() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="fit_schema", node=FitSchema)
+SCHEMA = FitSchema  # registered by the CLI as "fit_schema" (conf/*.yaml defaults)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,9 +70,7 @@ def parse(cfg) -> FitJob:
     from ..io import check_writable
     from ..realdata import list_images
 
-    for name in ("steps", "batch", "eval_n", "checkpoint_every"):
-        if cfg[name] < 1:
-            raise ValueError(f"{name} must be >= 1, got {cfg[name]}")
+    require_at_least(cfg, 1, "steps", "batch", "eval_n", "checkpoint_every")
     if not cfg.lr > 0:
         raise ValueError(f"lr must be > 0, got {cfg.lr}")
     data = Path(cfg.data)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import config as config_lib
 from ..pathology import STAGES, PathologyConfig
-from .schema import ParamsOverride, overrides_dict
+from .schema import ParamsOverride, overrides_dict, require_at_least
 
 
 @dataclasses.dataclass
@@ -58,10 +58,7 @@ class GenerateSchema:
     params: Any = dataclasses.field(default_factory=ParamsOverride)
 
 
-def register_schema() -> None:
-    from hydra.core.config_store import ConfigStore
-
-    ConfigStore.instance().store(name="generate_schema", node=GenerateSchema)
+SCHEMA = GenerateSchema  # registered by the CLI as "generate_schema" (conf/*.yaml defaults)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,12 +126,8 @@ def parse_pathology(cfg) -> PathologyConfig:
 
 
 def parse(cfg) -> GenerateJob:
-    if cfg.n < 1:
-        raise ValueError(f"n must be >= 1, got {cfg.n}")
-    if cfg.batch < 1:
-        raise ValueError(f"batch must be >= 1, got {cfg.batch}")
-    if cfg.first_index < 0:
-        raise ValueError(f"first_index must be >= 0, got {cfg.first_index}")
+    require_at_least(cfg, 1, "n", "batch")
+    require_at_least(cfg, 0, "first_index")
     sim, params = sim_and_params(cfg.fov.name, cfg.size_px, cfg.fov_mm, overrides_dict(cfg.fov.params), overrides_dict(cfg.params))
     pathology = parse_pathology(cfg)
     out = Path(cfg.out)

@@ -46,3 +46,10 @@ def overrides_dict(node: Any) -> dict:
         return out
 
     return prune(container or {})
+
+
+def require_at_least(cfg: Any, minimum: int, *names: str) -> None:
+    """ValueError naming the first of ``names`` whose value in ``cfg`` is below ``minimum``."""
+    for name in names:
+        if cfg[name] < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {cfg[name]}")
