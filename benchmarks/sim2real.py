@@ -88,7 +88,7 @@ def synthetic_set(fov: str, n: int, seed: int, *, variability: float, dr_fractio
         labels.append(s.lesions.stage > 0)
         masks.append(s.masks["large_vessel"])
     return dict(images=np.concatenate(images)[:n].astype(np.float32), dr=np.concatenate(labels)[:n],
-                large_vessel=np.concatenate(masks)[:n], pixel_um=1000.0 * sim.field.fov_mm / sim.field.size_px)
+                large_vessel=np.concatenate(masks)[:n])
 
 
 def real_set(real_dir: Path, fov: str) -> dict:
@@ -100,8 +100,7 @@ def real_set(real_dir: Path, fov: str) -> dict:
     labelled = load_folder(real_dir, scan_mm=field.fov_mm, disease=("NORMAL", "DR"), size_px=field.size_px)
     every = load_folder(real_dir, scan_mm=field.fov_mm, disease="ALL", size_px=field.size_px)
     return dict(images=labelled.images, dr=np.asarray([d == "DR" for d in labelled.diseases]),
-                seg_images=every.images, large_vessel=every.large_vessel_masks,
-                pixel_um=1000.0 * field.fov_mm / field.size_px)
+                seg_images=every.images, large_vessel=every.large_vessel_masks)
 
 
 # --- classification --------------------------------------------------------------------------------
@@ -168,13 +167,14 @@ def scores_summary(labels: np.ndarray, scores: np.ndarray) -> dict:
                 confusion=metrics.confusion(labels, predicted), n_dr=int(labels.sum()), n_normal=int((~labels).sum()))
 
 
-def statistics(images: np.ndarray, pixel_um: float) -> np.ndarray:
-    import jax
-
+def statistics(images: np.ndarray, fov: str) -> np.ndarray:
+    """The fixed feature vector of ``svr_jax.stats`` per image (the statistics the fit and realism use)."""
+    from svr_jax import config as config_lib
     from svr_jax import stats
+    from svr_jax.fit import real_summary
 
-    fn = jax.jit(lambda x: stats.feature_vector(stats.batch_statistics(x, pixel_um=pixel_um)))
-    return in_chunks(fn, images, 16)
+    per_image, _ = real_summary(images, config_lib.preset(fov))
+    return np.asarray(stats.feature_vector(per_image))
 
 
 def cross_validated(labels: np.ndarray, fit_and_score, *, k: int, seed: int) -> np.ndarray:
@@ -354,7 +354,7 @@ def main(argv=None) -> int:
         params = train_classifier(k_cls, syn_small, syn["dr"], steps=args.cls_steps, batch=args.batch)
         real_cnn = classifier_scores(params, real_small)
         syn_cnn = classifier_scores(params, syn_small)
-        syn_features, real_features = statistics(syn["images"], syn["pixel_um"]), statistics(real["images"], real["pixel_um"])
+        syn_features, real_features = statistics(syn["images"], fov), statistics(real["images"], fov)
         real_linear = metrics.fit_logistic(syn_features, syn["dr"])(real_features)
 
         def cv_cnn(i, train, test):

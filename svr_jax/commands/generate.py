@@ -77,6 +77,10 @@ class GenerateJob:
     variability: float = 0.0
 
     def config_hash(self) -> str:
+        return self._config_hash
+
+    @functools.cached_property  # asked per exported row; the job is frozen, so compute it once
+    def _config_hash(self) -> str:
         identity = dict(sim=dataclasses.asdict(self.sim), params=config_lib.params_to_dict(self.params), seed=self.seed)
         if self.pathology.active:  # a healthy run keeps the hash it had before the disease stage existed
             identity["pathology"] = dataclasses.asdict(self.pathology)
