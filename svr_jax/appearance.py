@@ -3,7 +3,9 @@
 Stages, in acquisition order (each differentiable in its parameters):
 
 1. projection of the deeper plexus: its signal, blurred because it lies below the focus, is added to
-   the superficial signal (the ILM-OPL slab integrates both);
+   the superficial signal (the ILM-OPL slab integrates both); towards the fovea the retina thins and
+   the slab holds fewer capillary layers, so the projected signal fades over ``parafovea_mm`` outside
+   the FAZ border (by ``parafovea_dim`` at the border): a real FAZ has a soft, dark rim;
 2. capillary-scale texture: slowly varying multiplicative flow heterogeneity;
 3. decorrelation speckle: log-normal multiplicative noise per pixel, plus a noisy background;
 4. point-spread function: Gaussian lateral blur;
@@ -50,13 +52,21 @@ def smooth_noise(key: jax.Array, shape: tuple[int, int], sigma_px, *, max_sigma_
     return field / (jnp.std(field) + 1e-6)
 
 
-def apply_appearance(key: jax.Array, ap: AppearanceParams, superficial: jax.Array, deep: jax.Array, cfg: SimConfig) -> jax.Array:
-    """[H, W] signals (cross-section weighted vessel signal) -> OCTA image in [0, 1]."""
+def apply_appearance(
+    key: jax.Array, ap: AppearanceParams, superficial: jax.Array, deep: jax.Array, cfg: SimConfig, faz_depth_mm: jax.Array | None = None
+) -> jax.Array:
+    """[H, W] signals (cross-section weighted vessel signal) -> OCTA image in [0, 1].
+
+    ``faz_depth_mm`` [H, W]: signed depth of each pixel inside the FAZ border (negative outside); None:
+    no parafoveal fading."""
     px_um = cfg.field.pixel_um
     shape = superficial.shape
     k_tex, k_speckle, k_bg, k_rows, k_row_amp = jax.random.split(key, 5)
 
     signal = superficial + ap.deep_signal * gaussian_blur(deep, ap.deep_blur_um / px_um, max_sigma_px=MAX_DEEP_BLUR_UM / px_um)
+    if faz_depth_mm is not None:
+        outside_mm = jax.nn.relu(-faz_depth_mm)
+        signal = signal * (1.0 - jnp.clip(ap.parafovea_dim, 0.0, 1.0) * jnp.exp(-outside_mm / jnp.maximum(ap.parafovea_mm, 1e-3)))
     coarse_um = px_um * TEXTURE_DOWNSAMPLE
     coarse = (-(-shape[0] // TEXTURE_DOWNSAMPLE), -(-shape[1] // TEXTURE_DOWNSAMPLE))
     texture = smooth_noise(k_tex, coarse, ap.texture_scale_um / coarse_um, max_sigma_px=MAX_TEXTURE_UM / coarse_um)

@@ -45,9 +45,9 @@ class GrowthConfig:
     steps_per_branch: int = 5  # polyline segments per branch
     max_branch_length_mm: float = 0.9  # upper bound of generation-0 branch length (window sizing)
     max_root_radius_um: float = 40.0  # upper bound of root radius (window sizing)
-    capillary_spacing_um: float = 38.0  # node spacing of the superficial mesh (bricks are 2 x 1 spacings)
+    capillary_spacing_um: float = 38.0  # superficial mesh: square root of the area per node (honeycomb)
     capillary_subdivisions: int = 2  # segments per capillary edge (curved capillaries)
-    deep_spacing_um: float = 50.0  # node spacing of the deeper plexus projected into the slab
+    deep_spacing_um: float = 50.0  # the same for the deeper plexus projected into the slab
     deep_subdivisions: int = 2
     max_capillary_radius_um: float = 6.0  # upper bound (window sizing)
 
@@ -79,7 +79,8 @@ class VesselParams:
     branch_length_decay: float = 0.7  # per generation
     tortuosity_rad: float = 0.3  # heading random walk, radians per sqrt(mm)
     faz_clearance_mm: float = 0.12  # a 20 µm vessel ends this far from the FAZ border
-    fovea_attraction: float = 0.015  # steering gain of every branch towards the fovea
+    fovea_attraction: float = 0.008  # steering gain of thin branches towards the fovea
+    arcade_radius_um: float = 25.0  # thicker vessels are steered away from the fovea (arc around it)
     capillary_radius_um: float = 3.5
     capillary_jitter: float = 0.3  # node jitter, fraction of spacing
     capillary_wiggle: float = 0.25  # mid-edge offset, fraction of edge length
@@ -98,15 +99,17 @@ class AppearanceParams:
     texture_strength: float = 0.3  # capillary-scale multiplicative texture
     texture_scale_um: float = 25.0
     speckle: float = 0.45  # log-normal decorrelation speckle (std of log)
-    background: float = 0.06  # additive background signal
-    background_noise: float = 0.05
+    background: float = 0.02  # additive background signal (the noise floor: a real FAZ is nearly black)
+    background_noise: float = 0.03
     psf_sigma_um: float = 4.0  # lateral point-spread function
     gain: float = 1.1  # saturating contrast: 1 - exp(-gain * x)
     gamma: float = 1.0
-    falloff: float = 0.12  # signal fall-off towards the field edge
-    illumination_sd: float = 0.2  # sd of the log of the slowly varying illumination gain across the field
-    line_artifact_rate: float = 0.02  # fraction of B-scan rows with motion artifacts
-    line_artifact_strength: float = 0.35
+    falloff: float = 0.0  # signal fall-off towards the field edge
+    parafovea_dim: float = 0.5  # fraction of the projected signal missing at the FAZ border (thin retina)
+    parafovea_mm: float = 0.2  # distance outside the border over which it recovers (e-folding)
+    illumination_sd: float = 0.1  # sd of the log of the slowly varying illumination gain across the field
+    line_artifact_rate: float = 0.01  # fraction of B-scan rows with motion artifacts
+    line_artifact_strength: float = 0.2
 
 
 @_pytree
@@ -171,7 +174,9 @@ def default_params(cfg: SimConfig) -> SimParams:
     """Defaults scaled to the field: the 6 mm field enters with larger vessels and longer branches."""
     if cfg.field.fov_mm >= 4.5:
         return SimParams(
-            vessels=VesselParams(root_radius_um=30.0, branch_length_mm=1.3, faz_area_mm2=0.30),
+            # Long, thick arcade vessels that arc around the fovea; thin branches drawn towards it.
+            vessels=VesselParams(root_radius_um=34.0, branch_length_mm=1.7, branch_length_decay=0.65, faz_area_mm2=0.30,
+                                 fovea_attraction=0.012, arcade_radius_um=18.0, tortuosity_rad=0.25),
             appearance=AppearanceParams(psf_sigma_um=8.0, capillary_signal=1.5),
             pathology=PathologyParams(lesion_signal=1.5),
         )

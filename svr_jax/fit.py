@@ -58,6 +58,8 @@ DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
     FitParam("appearance.gamma", 0.4, 2.5),
     FitParam("appearance.falloff", -0.5, 0.6),
     FitParam("appearance.illumination_sd", 0.0, 0.6),
+    FitParam("appearance.parafovea_dim", 0.0, 0.9),
+    FitParam("appearance.parafovea_mm", 0.03, 0.6),
     FitParam("appearance.line_artifact_rate", 0.0, 0.1),
     FitParam("appearance.line_artifact_strength", 0.0, 0.8),
     FitParam("vessels.capillary_presence", 0.4, 1.0),
@@ -65,6 +67,8 @@ DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
     FitParam("vessels.capillary_radius_um", 1.5, 5.8),
     FitParam("vessels.root_radius_um", 10.0, 36.0),
     FitParam("vessels.tortuosity_rad", 0.05, 0.8),
+    FitParam("vessels.fovea_attraction", 0.0, 0.03),
+    FitParam("vessels.branch_length_mm", 0.3, 2.0),  # growth clips it at GrowthConfig.max_branch_length_mm
     FitParam("vessels.faz_area_mm2", 0.15, 0.45),
     FitParam("vessels.capillary_jitter", 0.0, 0.3),
     FitParam("vessels.capillary_wiggle", 0.0, 0.25),

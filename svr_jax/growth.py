@@ -5,14 +5,16 @@ Everything is vectorised over branches/nodes with static shapes; the only Python
 
 Trees. ``n_roots`` vessels enter from the field's edge, alternating artery/vein. Each branch is a
 polyline of ``steps_per_branch`` segments whose heading performs a random walk (tortuosity) with a
-mild pull towards the fovea (the oxygen demand of the parafovea). At the end of a branch it bifurcates under Murray's law, r^k = r1^k + r2^k, with the
+mild pull towards the fovea (the oxygen demand of the parafovea) for thin branches and a push away
+from it for thick ones, which therefore arc around it as the temporal arcades do. At the end of a branch it bifurcates under Murray's law, r^k = r1^k + r2^k, with the
 bifurcation angles of minimum work (Zamir 1978): cos θ1 = (r^4 + r1^4 - r2^4) / (2 r^2 r1^2), so the
 thicker child continues nearly straight and the thinner one leaves at a wide angle. A branch stops
 (with all it would feed) once it comes within a radius-dependent clearance of the FAZ border.
 
-Capillaries. A jittered brick lattice (each node joined to its horizontal neighbours and to one
-vertical neighbour: three capillaries meet at a junction) whose edges are quadratic curves split into
-``subdivisions`` segments. Nodes near the FAZ are snapped onto its border,
+Capillaries. A jittered honeycomb (a brick lattice whose rows zig-zag: each node joined to its two
+row neighbours and to one neighbour in the next or previous row, three capillaries meeting at a
+junction, every edge of one length, so no direction is preferred) whose edges are quadratic curves split
+into ``subdivisions`` segments. Nodes near the FAZ are snapped onto its border,
 which produces the ring of capillaries that outlines a real FAZ; edges inside it are removed. Each edge
 exists with probability ``presence``; its soft weight (a steep sigmoid of the same uniform draw) makes
 the image differentiable in ``presence``.
@@ -127,8 +129,9 @@ def grow_trees(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal
             dist = jnp.sqrt(jnp.sum(radial**2, -1) + 1e-12)
             radial = radial / dist[:, None]
             direction = jnp.stack([jnp.cos(heading), jnp.sin(heading)], -1)
-            # The parafovea's oxygen demand draws every branch towards the fovea.
-            pull = vp.fovea_attraction * jnp.minimum(step / 0.05, 2.0)
+            # The parafovea's oxygen demand draws thin branches towards the fovea; vessels thicker than
+            # ``arcade_radius_um`` are pushed away from it instead, so they arc around it (the arcades).
+            pull = vp.fovea_attraction * jnp.minimum(step / 0.05, 2.0) * (1.0 - radius / vp.arcade_radius_um)[:, None]
             direction = direction - pull * radial
             heading = jnp.arctan2(direction[:, 1], direction[:, 0])
             heading = heading + vp.tortuosity_rad * jnp.sqrt(step) * noise
@@ -189,23 +192,37 @@ def tree_groups(cfg: SimConfig, start: int = 0) -> list[SegmentGroup]:
     return groups
 
 
-def _mesh_shape(fov_mm: float, spacing_um: float) -> int:
-    return int(math.ceil(1000.0 * fov_mm / spacing_um)) + 2
+# Honeycomb geometry in units of the mesh spacing s (the square root of the area per node, so a mesh's
+# node density and capillary length per area do not depend on its shape): edge length L, row pitch
+# 1.5 L, column pitch L * sqrt(3) / 2, rows zig-zagging by +-L / 4.
+HEX_EDGE = 1.0 / math.sqrt(1.5 * math.sqrt(3.0) / 2.0)
+HEX_PITCH = (1.5 * HEX_EDGE, math.sqrt(3.0) / 2.0 * HEX_EDGE)  # (row, column), spacings
+HEX_ZIGZAG = 0.25 * HEX_EDGE
+# Each mesh is turned by a random small angle: an axis-aligned lattice keeps its rows in register across
+# the whole field, which shows as periodic row means (a statistic real scans do not have).
+MAX_MESH_TURN_RAD = math.radians(4.0)
 
 
-def _brick_edges(n: int):
-    """Node indices (row-major in an n×n grid) of the brick lattice's horizontal and vertical edges."""
-    iy, ix = np.meshgrid(np.arange(n), np.arange(n - 1), indexing="ij")
-    ha, hb = (iy * n + ix).ravel(), (iy * n + ix + 1).ravel()
-    iy, ix = np.meshgrid(np.arange(n - 1), np.arange(n), indexing="ij")
+def _mesh_shape(fov_mm: float, spacing_um: float) -> tuple[int, int]:
+    """(rows, columns) of mesh nodes covering the field, also when turned, with a pitch to spare."""
+    span_um = 1000.0 * fov_mm * (math.cos(MAX_MESH_TURN_RAD) + math.sin(MAX_MESH_TURN_RAD))
+    return tuple(int(math.ceil(span_um / (spacing_um * pitch))) + 2 for pitch in HEX_PITCH)
+
+
+def _brick_edges(shape: tuple[int, int]):
+    """Node indices (row-major in a rows × columns grid) of the lattice's row edges and its row-to-row
+    edges (from node (i, j) to (i + 1, j) where i + j is even)."""
+    rows, cols = shape
+    iy, ix = np.meshgrid(np.arange(rows), np.arange(cols - 1), indexing="ij")
+    ha, hb = (iy * cols + ix).ravel(), (iy * cols + ix + 1).ravel()
+    iy, ix = np.meshgrid(np.arange(rows - 1), np.arange(cols), indexing="ij")
     keep = ((iy + ix) % 2 == 0).ravel()
-    va, vb = (iy * n + ix).ravel()[keep], ((iy + 1) * n + ix).ravel()[keep]
+    va, vb = (iy * cols + ix).ravel()[keep], ((iy + 1) * cols + ix).ravel()[keep]
     return ha, hb, va, vb
 
 
 def mesh_edges(fov_mm: float, spacing_um: float) -> int:
-    n = _mesh_shape(fov_mm, spacing_um)
-    return sum(len(e) for e in _brick_edges(n)[::2])
+    return sum(len(e) for e in _brick_edges(_mesh_shape(fov_mm, spacing_um))[::2])
 
 
 def grow_mesh(
@@ -223,16 +240,22 @@ def grow_mesh(
 ) -> VesselGraph:
     """A capillary mesh with ``mesh_edges(...) * subdivisions`` segment slots."""
     fov = cfg.field.fov_mm
-    n = _mesh_shape(fov, spacing_um)
+    rows, cols = _mesh_shape(fov, spacing_um)
     s = spacing_um / 1000.0
-    k_jit, k_wig, k_pres, k_rad, k_warp = jax.random.split(key, 5)
+    k_jit, k_wig, k_pres, k_rad, k_warp, k_turn = jax.random.split(key, 6)
     jitter = jnp.clip(jitter, 0.0, MAX_CAPILLARY_JITTER)
     wiggle = jnp.clip(wiggle, 0.0, MAX_CAPILLARY_WIGGLE)
-    # Grid centred on the field, covering it with half a spacing to spare.
-    origin = 0.5 * fov - 0.5 * s * (n - 1)
-    iy, ix = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    nodes = origin + s * jnp.stack([ix, iy], -1).astype(jnp.float32)
-    nodes = nodes + jitter * s * jax.random.uniform(k_jit, (n, n, 2), minval=-1.0, maxval=1.0)
+    # Honeycomb centred on the field: a node whose row-to-row edge goes up sits a quarter edge higher,
+    # its partner a quarter edge lower, so all three edges at a junction have one length.
+    pitch_y, pitch_x = (s * p for p in HEX_PITCH)
+    iy, ix = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    x = 0.5 * fov + pitch_x * (ix - 0.5 * (cols - 1))
+    y = 0.5 * fov + pitch_y * (iy - 0.5 * (rows - 1)) + s * HEX_ZIGZAG * np.where((iy + ix) % 2 == 0, 1.0, -1.0)
+    turn = jax.random.uniform(k_turn, minval=-MAX_MESH_TURN_RAD, maxval=MAX_MESH_TURN_RAD)
+    cos, sin = jnp.cos(turn), jnp.sin(turn)
+    x, y = x - 0.5 * fov, y - 0.5 * fov
+    nodes = 0.5 * fov + jnp.stack([cos * x - sin * y, sin * x + cos * y], -1).astype(jnp.float32)
+    nodes = nodes + jitter * s * jax.random.uniform(k_jit, (rows, cols, 2), minval=-1.0, maxval=1.0)
     # A smooth random warp bends the lattice's rows and columns, hiding its orientation.
     k_dir, k_phase = jax.random.split(k_warp)
     angle = jax.random.uniform(k_dir, (WARP_MODES,), maxval=2 * jnp.pi)
@@ -247,10 +270,8 @@ def grow_mesh(
     nodes = jnp.where((depth > -FAZ_BAND * s)[..., None], border, nodes)
     reach = depth <= FAZ_REACH * s
 
-    # Brick lattice: every horizontal edge, every other vertical one. Its nodes have degree three, as
-    # capillary junctions do, so jittered it reads as a honeycomb-like mesh rather than a grid.
-    ha, hb, va, vb = _brick_edges(n)
-    flat = lambda x: x.reshape((n * n,) + x.shape[2:])  # noqa: E731
+    ha, hb, va, vb = _brick_edges((rows, cols))
+    flat = lambda x: x.reshape((rows * cols,) + x.shape[2:])  # noqa: E731
     nodes_f, depth_f, reach_f = flat(nodes), flat(depth), flat(reach)
     ia, ib = np.concatenate([ha, va]), np.concatenate([hb, vb])
     a, b = nodes_f[ia], nodes_f[ib]
@@ -288,7 +309,8 @@ def grow_mesh(
 def mesh_group(cfg: SimConfig, name: str, start: int, spacing_um: float, subdivisions: int, *, scale: int = 1) -> SegmentGroup:
     """Static bound on a mesh segment's extent (in pixels of a canvas ``scale`` times coarser).
 
-    An edge's chord spans at most (1 + 2 jitter) spacings along its axis; a piece of its curve is about
+    An edge's chord spans at most (1 + 2 jitter) spacings along its axis (an edge is HEX_EDGE < 1
+    spacing long; the jitter of its two ends differs by up to 2 jitter per axis); a piece of its curve is about
     chord / subdivisions. The bound is that, with a 5 % allowance for curvature: the rare piece that
     exceeds it (a strongly bent edge at the FAZ border, where nodes are snapped) is dropped from the
     sample by ``simulate.fits_windows`` rather than splatted partly; tests check this stays under 1e-4.

@@ -220,7 +220,7 @@ def simulate(key: jax.Array, params: SimParams, cfg: SimConfig, stage="normal") 
         lesion_signal, lesions = pathology.render_lesions(disease, cfg, params)
         superficial = superficial + lesion_signal
     with jax.named_scope("appearance"):
-        image = apply_appearance(k_look, params.appearance, superficial, deep, cfg)
+        image = apply_appearance(k_look, params.appearance, superficial, deep, cfg, anatomy.faz.signed_depth_mm(pixel_centers_mm(cfg)))
     masks = masks_from_hard(hard, anatomy.faz, cfg)
     # NV and IRMA are vessels too: in the vessel mask (and out of the FAZ mask) as in the image.
     new_vessels = lesions.masks["neovascularization"] | lesions.masks["irma"]
@@ -264,7 +264,7 @@ def _simulate_healthy(key: jax.Array, params: SimParams, cfg: SimConfig) -> Samp
     with jax.named_scope("render"):
         superficial, deep, hard = render_signal(anatomy.graph, cfg, params)
     with jax.named_scope("appearance"):
-        image = apply_appearance(k_look, params.appearance, superficial, deep, cfg)
+        image = apply_appearance(k_look, params.appearance, superficial, deep, cfg, anatomy.faz.signed_depth_mm(pixel_centers_mm(cfg)))
     masks = masks_from_hard(hard, anatomy.faz, cfg)
     stats = measure.image_statistics(image, masks, anatomy.graph, cfg)
     lesions = pathology.no_lesions(anatomy.graph, anatomy.faz, cfg)

@@ -3,8 +3,8 @@
 Real eyes and devices differ: FAZ size, capillary density, vessel calibre, signal strength, noise,
 focus, motion. A preset is one point; models trained on it see every real scan as out of
 distribution (``benchmarks/sim2real.py`` measures this). ``sample_params`` draws one sample's
-parameters: each listed parameter is multiplied by a log-normal factor, exp(scale * sd * z), and
-fractions are clipped to their valid range. Pure and key-first, vmap over keys.
+parameters: each listed parameter is multiplied by a log-normal factor, exp(scale * sd * z) (signed ones
+get scale * sd * z added instead), and fractions are clipped to their valid range. Pure and key-first, vmap over keys.
 """
 
 from __future__ import annotations
@@ -33,12 +33,15 @@ SPREADS: tuple[tuple[str, str, float], ...] = (
     ("appearance", "psf_sigma_um", 0.25),
     ("appearance", "gain", 0.25),
     ("appearance", "gamma", 0.15),
-    ("appearance", "falloff", 0.5),
+    ("appearance", "falloff", 0.15),  # additive (see ADDITIVE): it is signed and may be 0
     ("appearance", "illumination_sd", 0.5),
+    ("appearance", "parafovea_dim", 0.25),
+    ("appearance", "parafovea_mm", 0.3),
     ("appearance", "line_artifact_rate", 0.8),
     ("appearance", "line_artifact_strength", 0.4),
 )
 FRACTIONS = {"capillary_presence", "deep_presence"}  # probabilities: kept in (0, 1]
+ADDITIVE = {"falloff"}  # spread as value + scale * sd * z instead of a log-normal factor
 
 
 def sample_params(key: jax.Array, params: SimParams, scale: float | jax.Array = 1.0) -> SimParams:
@@ -46,7 +49,10 @@ def sample_params(key: jax.Array, params: SimParams, scale: float | jax.Array = 
     z = jax.random.normal(key, (len(SPREADS),))
     groups = {g: dict(vars(getattr(params, g))) for g in ("vessels", "appearance")}
     for i, (group, name, sd) in enumerate(SPREADS):
-        value = groups[group][name] * jnp.exp(scale * sd * z[i])
+        if name in ADDITIVE:
+            value = groups[group][name] + scale * sd * z[i]
+        else:
+            value = groups[group][name] * jnp.exp(scale * sd * z[i])
         groups[group][name] = jnp.clip(value, 0.05, 1.0) if name in FRACTIONS else value
     return dataclasses.replace(
         params,

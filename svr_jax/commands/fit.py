@@ -2,7 +2,8 @@
 
 The report (``out``) holds ``params.yaml`` (the fitted values as a ``params:`` mapping), ``fit.json``
 (values, statistic distances before/after, timings), ``loss_curve.png``, ``realism.png`` (real vs
-fitted synthetic, side by side) and ``statistics.png`` (real / start / fitted statistics), plus
+fitted synthetic, side by side), ``synthetic.png`` (start vs fitted, no real image) and
+``statistics.png`` (real / start / fitted statistics), plus
 ``checkpoints/`` (orbax) from which an interrupted fit resumes. ``write_preset=true`` stores the fitted
 values in ``conf/fov/<fov>.yaml``, the defaults of ``svr generate``.
 """
@@ -163,6 +164,15 @@ def plot_report(out: Path, result, real_images, real_stats, before, after, sim) 
             axes[row, i].set_title(label, fontsize=9)
     fig.tight_layout(), fig.savefig(out / "realism.png", dpi=110), plt.close(fig)
 
+    # Start vs fitted synthetic (no real image: shareable where the real data may not be redistributed).
+    fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.4))
+    axes = np.asarray(axes).reshape(2, n)
+    for i in range(n):
+        for row, (img, label) in enumerate(((before["images"][i], "start"), (after["images"][i], "fitted"))):
+            axes[row, i].imshow(img, cmap="gray", vmin=0, vmax=1), axes[row, i].set_axis_off()
+            axes[row, i].set_title(label, fontsize=9)
+    fig.tight_layout(), fig.savefig(out / "synthetic.png", dpi=110), plt.close(fig)
+
     # Statistics: histogram, spectrum, and z-scores of the other groups.
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     centres = (np.arange(stats_lib.HIST_BINS) + 0.5) / stats_lib.HIST_BINS
@@ -174,7 +184,8 @@ def plot_report(out: Path, result, real_images, real_stats, before, after, sim) 
     axes[1].set_xscale("log"), axes[1].set_title("radial power spectrum (log10)"), axes[1].set_xlabel("cycles/mm")
     names, z_before, z_after = [], [], []
     for g in ("quantiles", "local_std", "oriented", "vessel", "faz"):
-        mu, sd = real_stats[g].mean(0), real_stats[g].std(0) + 0.05 * np.abs(real_stats[g].mean(0)) + 1e-3
+        mu = real_stats[g].mean(0)
+        sd = np.asarray(stats_lib.spread_scale(dict(mean=mu, sd=real_stats[g].std(0))))
         for k in range(mu.shape[0]):
             names.append(f"{g}[{k}]")
             z_before.append((before["stats"][g][:, k].mean() - mu[k]) / sd[k])

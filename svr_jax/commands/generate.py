@@ -111,6 +111,18 @@ def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params
     return sim, params
 
 
+def preset_params(fov_name: str) -> tuple[config_lib.SimConfig, config_lib.SimParams]:
+    """The static config and the parameters `svr generate fov=<fov_name>` uses: the library defaults
+    overlaid with the fitted values in ``conf/fov/<fov_name>.yaml``."""
+    from omegaconf import OmegaConf
+
+    from ..cli import conf_dir
+
+    node = OmegaConf.load(conf_dir() / "fov" / f"{fov_name}.yaml")
+    values = node.get("params")  # an empty mapping is falsy but still a DictConfig
+    return sim_and_params(fov_name, None, None, OmegaConf.to_container(values) if values else {}, {})
+
+
 def parse_variability(cfg) -> float:
     """The per-sample parameter spread (shared with ``svr export``)."""
     value = float(cfg.get("variability") or 0.0)

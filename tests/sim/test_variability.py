@@ -9,7 +9,7 @@ import pytest
 
 from svr_jax import config as config_lib
 from svr_jax.simulate import sample_keys, simulate
-from svr_jax.variability import SPREADS, sample_params, variability_key
+from svr_jax.variability import ADDITIVE, SPREADS, sample_params, variability_key
 
 
 def test_scale_zero_is_the_preset_and_draws_are_reproducible():
@@ -27,6 +27,9 @@ def test_spread_matches_the_table_and_fractions_stay_valid():
     for group, name, sd in SPREADS:
         values = np.asarray(getattr(getattr(draws, group), name))
         base = float(getattr(getattr(params, group), name))
+        if name in ADDITIVE:
+            assert np.std(values - base) == pytest.approx(sd, rel=0.1), name
+            continue
         assert np.all(values > 0)
         if name in ("capillary_presence", "deep_presence"):
             assert values.max() <= 1.0

@@ -1,0 +1,107 @@
+"""The parts of the model that realism depends on: an isotropic capillary mesh, the parafoveal fade,
+and the fitted presets being what the commands use."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import svr_jax as svr
+from svr_jax import growth
+from svr_jax.appearance import apply_appearance
+from svr_jax.faz import sample_faz
+
+
+def _mesh(cfg, key, **overrides):
+    vp = svr.VesselParams()
+    faz = sample_faz(jax.random.key(1), center_mm=jnp.asarray([0.5 * cfg.field.fov_mm] * 2), area_mm2=0.1, area_sd_mm2=0.0,
+                     irregularity=0.0, offset_sd_mm=0.0)
+    kwargs = dict(cfg=cfg, faz=faz, spacing_um=40.0, subdivisions=1, kind=2, radius_um=vp.capillary_radius_um, jitter=0.0,
+                  wiggle=0.0, presence=1.0)
+    kwargs.update(overrides)
+    return growth.grow_mesh(key, **kwargs)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_capillary_mesh_has_no_preferred_direction(small_cfg, seed):
+    """Length-weighted orientation tensor of the mesh edges: both eigenvalues equal within 10 % (the old
+    brick lattice had twice as much horizontal as vertical capillary length: ratio 0.5)."""
+    mesh = _mesh(small_cfg, jax.random.key(seed))
+    d = np.asarray(mesh.end_mm - mesh.start_mm)[np.asarray(mesh.valid)]
+    length = np.hypot(d[:, 0], d[:, 1])
+    u = d / length[:, None]
+    tensor = (length[:, None, None] * u[:, :, None] * u[:, None, :]).sum(0)
+    eig = np.linalg.eigvalsh(tensor)
+    assert eig[0] / eig[1] > 0.9, eig
+
+
+def test_capillary_mesh_edges_have_one_length(small_cfg):
+    """Without jitter and wiggle the row edges (zig-zag) and the row-to-row edges of the honeycomb are
+    equally long on average, HEX_EDGE spacings (the gentle warp stretches both alike)."""
+    mesh = _mesh(small_cfg, jax.random.key(3))
+    rows, cols = growth._mesh_shape(small_cfg.field.fov_mm, 40.0)
+    n_row_edges = rows * (cols - 1)  # segment order: row edges first, then row-to-row edges
+    valid = np.asarray(mesh.valid)
+    length_um = 1000.0 * np.asarray(mesh.length_mm())
+    row_edges, cross_edges = length_um[:n_row_edges][valid[:n_row_edges]], length_um[n_row_edges:][valid[n_row_edges:]]
+    assert len(cross_edges) == pytest.approx(len(row_edges) / 2, rel=0.1)  # three edges per node pair: 2 row, 1 cross
+    assert np.mean(row_edges) == pytest.approx(40.0 * growth.HEX_EDGE, rel=0.05)
+    assert np.mean(cross_edges) == pytest.approx(40.0 * growth.HEX_EDGE, rel=0.05)
+
+
+def test_mesh_covers_the_field_when_turned(small_cfg):
+    """Every pixel of the field lies within one spacing of a mesh node, whatever the random turn."""
+    size = small_cfg.field.fov_mm
+    probe = np.stack(np.meshgrid(np.linspace(0.02, size - 0.02, 25), np.linspace(0.02, size - 0.02, 25)), -1).reshape(-1, 2)
+    for seed in range(4):
+        mesh = _mesh(small_cfg, jax.random.key(seed), faz=sample_faz(jax.random.key(1), center_mm=jnp.asarray([-5.0, -5.0]),
+                                                                    area_mm2=0.05, area_sd_mm2=0.0, irregularity=0.0, offset_sd_mm=0.0))
+        nodes = np.asarray(mesh.start_mm)
+        nearest = np.min(np.linalg.norm(probe[:, None] - nodes[None], axis=-1), axis=1)
+        assert nearest.max() < 0.040, (seed, nearest.max())
+
+
+def _flat_appearance(**values):
+    ap = svr.AppearanceParams()
+    quiet = dict(texture_strength=0.0, speckle=0.0, background=0.0, background_noise=0.0, psf_sigma_um=0.5, falloff=0.0,
+                 illumination_sd=0.0, line_artifact_rate=0.0, line_artifact_strength=0.0, deep_signal=0.0, gain=1.0, gamma=1.0)
+    return dataclasses.replace(ap, **{**quiet, **values})
+
+
+def test_parafoveal_fade(small_cfg):
+    """Constant signal: the image is darker by (1 - parafovea_dim) at the FAZ border, recovers with
+    distance, and parafovea_dim=0 (or no FAZ map) changes nothing."""
+    size = small_cfg.field.size_px
+    signal = jnp.full((size, size), 0.5)
+    # A FAZ border along column 10: depth decreases to the right (outside), 1 px = 15.6 µm.
+    px_mm = small_cfg.field.pixel_um / 1000.0
+    depth = jnp.broadcast_to((10.0 - jnp.arange(size)) * px_mm, (size, size))
+    key = jax.random.key(0)
+    faded = np.asarray(apply_appearance(key, _flat_appearance(parafovea_dim=0.8, parafovea_mm=0.1), signal, signal, small_cfg, depth))
+    plain = np.asarray(apply_appearance(key, _flat_appearance(parafovea_dim=0.0), signal, signal, small_cfg, depth))
+    none = np.asarray(apply_appearance(key, _flat_appearance(parafovea_dim=0.8), signal, signal, small_cfg, None))
+    np.testing.assert_allclose(plain, none, atol=1e-6)
+    row = faded[size // 2]
+    expected_border = 1.0 - np.exp(-0.5 * (1.0 - 0.8))
+    assert row[10] == pytest.approx(expected_border, rel=0.02)
+    assert np.all(np.diff(row[12:60]) > 0)  # recovers monotonically outside
+    assert row[-5] == pytest.approx(plain[size // 2, -5], rel=0.01)  # 1.3 mm out: e^-13, fully recovered
+
+
+def test_fitted_presets_are_the_command_defaults():
+    """`svr generate fov=...` uses conf/fov/<fov>.yaml: the fitted values, not the library defaults."""
+    from omegaconf import OmegaConf
+
+    from svr_jax.cli import conf_dir
+    from svr_jax.commands.generate import preset_params
+
+    for fov in ("3mm", "6mm"):
+        cfg, params = preset_params(fov)
+        fitted = OmegaConf.to_container(OmegaConf.load(conf_dir() / "fov" / f"{fov}.yaml").params)
+        assert fitted, f"conf/fov/{fov}.yaml has no fitted params"
+        for group, values in fitted.items():
+            for name, value in values.items():
+                assert float(getattr(getattr(params, group), name)) == pytest.approx(value), (fov, group, name)
+        assert params != svr.default_params(cfg)
