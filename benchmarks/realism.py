@@ -12,6 +12,8 @@ Synthetic images use seeds that no fit uses.
 * C2ST, small CNN (plain JAX): three strided 3x3 conv layers (8/16/32 channels) on the 2x
   average-pooled image, global mean+std pooling, a linear read-out; Adam, a few epochs, k-fold.
 * Statistic distances: ``svr_jax.stats.moment_distance`` per group and in total.
+* Population spread: the median ratio of synthetic to real feature standard deviations for the fitted
+  preset at ``variability`` 0, 0.3 and 1 (``spread_ratio``; 1 = synthetic eyes vary as real ones do).
 
     python benchmarks/realism.py --real ../shared/data/octa500 --fov 3mm 6mm [--quick]
 
@@ -110,28 +112,17 @@ def cnn_c2st(images: np.ndarray, labels: np.ndarray, *, k: int = 3, epochs: int 
     return float(correct / len(labels))
 
 
-def preset_params(fov: str):
-    from omegaconf import OmegaConf
-
-    from svr_jax import config as config_lib
-    from svr_jax.cli import conf_dir
-
-    cfg = config_lib.preset(fov)
-    defaults = config_lib.default_params(cfg)
-    node = OmegaConf.load(conf_dir() / "fov" / f"{fov}.yaml")
-    values = node.get("params")  # an empty mapping is falsy but still a DictConfig
-    fitted = config_lib.params_from_dict(defaults, OmegaConf.to_container(values) if values else {})
-    return cfg, defaults, fitted
-
-
 def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epochs: int, seed: int) -> dict:
     import jax.numpy as jnp
 
+    from svr_jax import config as config_lib
     from svr_jax import stats as stats_lib
+    from svr_jax.commands.generate import preset_params
     from svr_jax.fit import real_summary, simulate_images
     from svr_jax.realdata import load_folder
 
-    cfg, defaults, fitted = preset_params(fov)
+    cfg, fitted = preset_params(fov)
+    defaults = config_lib.default_params(cfg)
     real = load_folder(real_dir, scan_mm=cfg.field.fov_mm, disease="NORMAL", size_px=cfg.field.size_px, limit=limit)
     n = len(real)
     real_stats, summary = real_summary(real.images, cfg)
@@ -157,6 +148,30 @@ def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epoc
               + (f", CNN {result['c2st_cnn']:.3f}" if cnn else "") + f", distance {result['distance_total']:.3f}", flush=True)
     out["distance_reduction"] = 1.0 - out["fitted"]["distance_total"] / max(out["default"]["distance_total"], 1e-12)
     out["c2st_drop"] = out["default"]["c2st_features"] - out["fitted"]["c2st_features"]
+    out["spread_ratio"] = spread_ratios(cfg, fitted, real_features, n=n, seed=seed + 3_000_017)
+    print(f"{fov} fitted: median sd ratio synthetic/real of the features by variability: {out['spread_ratio']}", flush=True)
+    return out
+
+
+SPREAD_SCALES = (0.0, 0.3, 1.0)
+
+
+def spread_ratios(cfg, params, real_features: np.ndarray, *, n: int, seed: int, chunk: int = 16) -> dict:
+    """{variability: median over the features of sd(synthetic) / sd(real)}: how widely synthetic eyes
+    vary around the preset (``svr_jax.variability``) compared with real normal eyes (1 = as widely)."""
+    import jax.numpy as jnp
+
+    from svr_jax import stats as stats_lib
+    from svr_jax.commands.generate import batched_simulator
+    from svr_jax.fit import real_summary
+    from svr_jax.simulate import sample_keys
+
+    out = {}
+    for scale in SPREAD_SCALES:
+        run = batched_simulator(cfg, variability=scale)
+        images = np.concatenate([np.asarray(run(sample_keys(seed, jnp.arange(i, i + chunk)), params).image) for i in range(0, n, chunk)])[:n]
+        features = np.asarray(stats_lib.feature_vector(real_summary(images, cfg)[0]))
+        out[str(scale)] = round(float(np.median(features.std(0) / (real_features.std(0) + 1e-12))), 3)
     return out
 
 

@@ -21,7 +21,7 @@ import time
 import svr_jax as svr
 from svr_jax.text.check import contradictions, final_line_parses, split_sentences
 from svr_jax.text.reasoning import families
-from svr_jax.commands.generate import enable_compilation_cache, sim_and_params
+from svr_jax.commands.generate import enable_compilation_cache
 from svr_jax.text.source import simulated
 from svr_jax.text.tasks import TASKS, all_prompts, answer
 
@@ -48,11 +48,9 @@ def main() -> None:
     if args.preset == "small":
         cfg, params = small_config()
     else:
-        from svr_jax.commands.schema import overrides_dict
-        from omegaconf import OmegaConf
+        from svr_jax.commands.generate import preset_params
 
-        fov_params = overrides_dict(OmegaConf.load(f"conf/fov/{args.preset}.yaml").get("params", {}))
-        cfg, params = sim_and_params(args.preset, None, None, fov_params, {})
+        cfg, params = preset_params(args.preset)
 
     t0 = time.time()
     per_task = collections.Counter()

@@ -37,8 +37,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "img" / "stages_3mm.png"))
     args = parser.parse_args()
-    cfg = svr.preset(args.preset)
-    params = svr.default_params(cfg)
+    from svr_jax.commands.generate import preset_params
+
+    cfg, params = preset_params(args.preset)  # the fitted preset `svr generate` uses
     n_stages, cols = len(svr.STAGES), args.columns
     stages = jnp.repeat(jnp.arange(n_stages, dtype=jnp.int32), cols)
     keys = svr.sample_keys(args.seed, jnp.arange(n_stages * cols))
