@@ -156,20 +156,15 @@ def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epoc
 SPREAD_SCALES = (0.0, 0.3, 1.0)
 
 
-def spread_ratios(cfg, params, real_features: np.ndarray, *, n: int, seed: int, chunk: int = 16) -> dict:
+def spread_ratios(cfg, params, real_features: np.ndarray, *, n: int, seed: int) -> dict:
     """{variability: median over the features of sd(synthetic) / sd(real)}: how widely synthetic eyes
     vary around the preset (``svr_jax.variability``) compared with real normal eyes (1 = as widely)."""
-    import jax.numpy as jnp
-
     from svr_jax import stats as stats_lib
-    from svr_jax.commands.generate import batched_simulator
-    from svr_jax.fit import real_summary
-    from svr_jax.simulate import sample_keys
+    from svr_jax.fit import real_summary, simulate_images
 
     out = {}
     for scale in SPREAD_SCALES:
-        run = batched_simulator(cfg, variability=scale)
-        images = np.concatenate([np.asarray(run(sample_keys(seed, jnp.arange(i, i + chunk)), params).image) for i in range(0, n, chunk)])[:n]
+        images = simulate_images(params, cfg, n=n, seed=seed, variability=scale)
         features = np.asarray(stats_lib.feature_vector(real_summary(images, cfg)[0]))
         out[str(scale)] = round(float(np.median(features.std(0) / (real_features.std(0) + 1e-12))), 3)
     return out

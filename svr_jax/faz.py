@@ -51,8 +51,3 @@ def sample_faz(key: jax.Array, *, center_mm: jax.Array, area_mm2, area_sd_mm2, i
     phase = jax.random.uniform(k_phase, (4,), maxval=2 * jnp.pi)
     offset = offset_sd_mm * jnp.clip(jax.random.normal(k_off, (2,)), -2.0, 2.0)
     return Faz(center_mm=center_mm + offset, radius_mm=radius, amplitude=amplitude, phase=phase)
-
-
-def faz_region(faz: Faz, pixel_centers_mm: jax.Array) -> jax.Array:
-    """Boolean [H, W]: pixel centre inside the FAZ border."""
-    return faz.signed_depth_mm(pixel_centers_mm) > 0

@@ -32,6 +32,7 @@ import optax
 from . import stats as stats_lib
 from .config import SimConfig, SimParams
 from .simulate import sample_keys, simulate
+from .variability import per_sample_params
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,8 +264,8 @@ def _statistics_fn(cfg: SimConfig):
 
 
 @functools.lru_cache(maxsize=8)
-def _images_fn(cfg: SimConfig):
-    return jax.jit(lambda keys, p: jax.vmap(simulate, in_axes=(0, None, None))(keys, p, cfg).image)
+def _images_fn(cfg: SimConfig, variability: float):
+    return jax.jit(jax.vmap(lambda key, p: simulate(key, per_sample_params(key, p, variability), cfg).image, in_axes=(0, None)))
 
 
 def real_summary(images: np.ndarray, cfg: SimConfig, *, chunk: int = 16) -> tuple[dict, dict]:
@@ -278,9 +279,10 @@ def real_summary(images: np.ndarray, cfg: SimConfig, *, chunk: int = 16) -> tupl
     return per_image, stats_lib.summarize({g: jnp.asarray(v) for g, v in per_image.items()})
 
 
-def simulate_images(params: SimParams, cfg: SimConfig, *, n: int, seed: int, chunk: int = 16) -> np.ndarray:
-    """[n, H, W] synthetic images (fixed chunk shape: one compilation)."""
-    fn = _images_fn(cfg)
+def simulate_images(params: SimParams, cfg: SimConfig, *, n: int, seed: int, variability: float = 0.0, chunk: int = 16) -> np.ndarray:
+    """[n, H, W] synthetic images (fixed chunk shape: one compilation), each sample's parameters drawn
+    around ``params`` at ``variability`` (``svr_jax.variability``; 0: ``params`` itself)."""
+    fn = _images_fn(cfg, float(variability))
     out = []
     for start in range(0, n, chunk):
         out.append(np.asarray(fn(sample_keys(seed, jnp.arange(start, start + chunk)), params)))

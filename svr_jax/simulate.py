@@ -28,7 +28,7 @@ from . import growth, measure
 from . import pathology
 from .appearance import apply_appearance
 from .config import SimConfig, SimParams
-from .faz import Faz, faz_region, sample_faz
+from .faz import Faz, sample_faz
 from .graph import ARTERY, CAPILLARY, DEEP_CAPILLARY, VEIN, SegmentGroup, VesselGraph, concatenate
 from .render import render_windowed, window_size
 
@@ -196,11 +196,17 @@ def pixel_centers_mm(cfg: SimConfig) -> jax.Array:
     return jnp.stack([xx, yy], -1)
 
 
-def masks_from_hard(hard: jax.Array, faz: Faz, cfg: SimConfig) -> dict:
+def faz_depth_map(faz: Faz, cfg: SimConfig) -> jax.Array:
+    """[H, W] signed depth of each pixel centre inside the FAZ border, mm (negative outside); the
+    appearance fades the signal by it and the FAZ mask is where it is positive."""
+    return faz.signed_depth_mm(pixel_centers_mm(cfg))
+
+
+def masks_from_hard(hard: jax.Array, faz_depth_mm: jax.Array) -> dict:
     artery, vein, large, capillary = (hard[..., i] > 0 for i in range(4))
     vessel = artery | vein | capillary
     # The FAZ mask is what a grader would outline: the region inside the border with no vessel in it.
-    faz_mask = faz_region(faz, pixel_centers_mm(cfg)) & ~vessel
+    faz_mask = (faz_depth_mm > 0) & ~vessel
     return dict(vessel=vessel, artery=artery, vein=vein, capillary=capillary, large_vessel=large, faz=faz_mask)
 
 
@@ -220,8 +226,9 @@ def simulate(key: jax.Array, params: SimParams, cfg: SimConfig, stage="normal") 
         lesion_signal, lesions = pathology.render_lesions(disease, cfg, params)
         superficial = superficial + lesion_signal
     with jax.named_scope("appearance"):
-        image = apply_appearance(k_look, params.appearance, superficial, deep, cfg, anatomy.faz.signed_depth_mm(pixel_centers_mm(cfg)))
-    masks = masks_from_hard(hard, anatomy.faz, cfg)
+        faz_depth = faz_depth_map(anatomy.faz, cfg)
+        image = apply_appearance(k_look, params.appearance, superficial, deep, cfg, faz_depth)
+    masks = masks_from_hard(hard, faz_depth)
     # NV and IRMA are vessels too: in the vessel mask (and out of the FAZ mask) as in the image.
     new_vessels = lesions.masks["neovascularization"] | lesions.masks["irma"]
     masks = dict(masks, vessel=masks["vessel"] | new_vessels, faz=masks["faz"] & ~new_vessels)
@@ -264,8 +271,9 @@ def _simulate_healthy(key: jax.Array, params: SimParams, cfg: SimConfig) -> Samp
     with jax.named_scope("render"):
         superficial, deep, hard = render_signal(anatomy.graph, cfg, params)
     with jax.named_scope("appearance"):
-        image = apply_appearance(k_look, params.appearance, superficial, deep, cfg, anatomy.faz.signed_depth_mm(pixel_centers_mm(cfg)))
-    masks = masks_from_hard(hard, anatomy.faz, cfg)
+        faz_depth = faz_depth_map(anatomy.faz, cfg)
+        image = apply_appearance(k_look, params.appearance, superficial, deep, cfg, faz_depth)
+    masks = masks_from_hard(hard, faz_depth)
     stats = measure.image_statistics(image, masks, anatomy.graph, cfg)
     lesions = pathology.no_lesions(anatomy.graph, anatomy.faz, cfg)
     return Sample(image=image, signal=superficial, masks=masks, anatomy=anatomy, stats=stats, lesions=lesions)

@@ -64,3 +64,9 @@ def sample_params(key: jax.Array, params: SimParams, scale: float | jax.Array = 
 def variability_key(sample_key: jax.Array) -> jax.Array:
     """The key of a sample's parameter draw: derived from, and independent of, its simulation key."""
     return jax.random.fold_in(sample_key, 0x7A12)
+
+
+def per_sample_params(sample_key: jax.Array, params: SimParams, scale: float) -> SimParams:
+    """The parameters the sample of ``sample_key`` is simulated with: drawn around ``params`` at a static
+    ``scale`` (0: ``params`` itself, and no draw is traced)."""
+    return sample_params(variability_key(sample_key), params, scale) if scale else params

@@ -119,8 +119,7 @@ def preset_params(fov_name: str) -> tuple[config_lib.SimConfig, config_lib.SimPa
     from ..cli import conf_dir
 
     node = OmegaConf.load(conf_dir() / "fov" / f"{fov_name}.yaml")
-    values = node.get("params")  # an empty mapping is falsy but still a DictConfig
-    return sim_and_params(fov_name, None, None, OmegaConf.to_container(values) if values else {}, {})
+    return sim_and_params(fov_name, None, None, overrides_dict(node.get("params") or {}), {})
 
 
 def parse_variability(cfg) -> float:
@@ -189,14 +188,9 @@ def batched_simulator(sim: config_lib.SimConfig, pathology: PathologyConfig = Pa
     import jax
 
     from ..simulate import simulate
-    from ..variability import sample_params, variability_key
+    from ..variability import per_sample_params
 
-    def one(key, params):
-        if variability:
-            params = sample_params(variability_key(key), params, variability)
-        return simulate(key, params, sim, pathology)
-
-    return jax.jit(jax.vmap(one, in_axes=(0, None)))
+    return jax.jit(jax.vmap(lambda key, params: simulate(key, per_sample_params(key, params, variability), sim, pathology), in_axes=(0, None)))
 
 
 def lesion_metadata(lesions_np: dict) -> dict:
