@@ -124,6 +124,7 @@ class PathologyParams:
     dropout_extent: float = 1.0  # scales the radii of non-perfusion regions
     dropout_depth: float = 1.0  # scales their completeness (clipped to 1)
     dropout_softness_mm: float = 0.02  # width of the perfused-to-non-perfused transition
+    rarefaction_gain: float = 1.0  # gain on the stage's diffuse capillary loss
     ma_radius_um: float = 22.0  # median microaneurysm radius (diameters 25-130 µm)
     ma_radius_sd: float = 0.35  # log-normal spread of it
     ma_border_fraction: float = 0.75  # fraction of microaneurysms at non-perfusion borders (when any)

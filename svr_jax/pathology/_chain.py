@@ -98,7 +98,8 @@ def stage_steps(profile: dict, pp: PathologyParams, cfg: SimConfig, nasal_sign) 
             radius_hi_mm=profile["dropout_radius_hi_mm"] * pp.dropout_extent,
             depth_lo=profile["dropout_depth_lo"] * pp.dropout_depth, depth_hi=profile["dropout_depth_hi"] * pp.dropout_depth,
         )
-        graph = dropout_lib.random_dropout(k_draw, d.graph, regions, softness_mm=pp.dropout_softness_mm, fov_mm=fov)
+        graph = dropout_lib.random_dropout(k_draw, d.graph, regions, softness_mm=pp.dropout_softness_mm, fov_mm=fov,
+                                           capillary_loss=profile["capillary_loss"] * pp.rarefaction_gain)
         return dataclasses.replace(d, graph=graph, regions=regions)
 
     def tortuosity(key, d: Disease) -> Disease:

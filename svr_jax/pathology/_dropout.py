@@ -10,6 +10,14 @@ image. Arterioles and venules pass through (their perfusion is untouched).
 
 Regions are biased to the para-/perifoveal ring: their centres lie at a random angle, 0.3-1.3 mm
 (scaled with the field) outside the FAZ border.
+
+Diffuse rarefaction: OCTA shows capillary loss across the whole field already in mild NPDR, before any
+focal non-perfusion area (superficial vessel density falls by roughly 5-8 % of its normal value in mild,
+10-15 % in moderate and ~20 % in severe NPDR; e.g. Durbin et al., JAMA Ophthalmol 2017; Samara et al.,
+Ophthalmology 2017). ``diffuse`` adds a loss level per capillary, a stage's mean capillary loss times a
+smooth random ``patchiness`` field (mean 1), so the loss is uneven as in real eyes; it goes through the
+same soft loss as the regions. It is not a lesion: no region, no finding; the vessel and capillary
+masks, and the densities measured from them, show it.
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ LOSS_TEMPERATURE = 0.02
 MAX_DRAW = 0.9  # u ~ U(0, 0.9): a depth-1 core leaves no capillary behind
 BORDER_MARGIN = 2.5  # softness widths by which the loss zone extends outside the region's border
 GRID_MM = 0.04  # membership grid spacing (twice the default transition width)
+PATCH_MODES = 8  # random plane waves summed into the patchiness field
+PATCH_WAVELENGTH_MM = (0.35, 1.2)  # from a few capillary meshes to a sector
+PATCH_CONTRAST = 0.8  # sd of the patchiness around its mean of 1 (before clipping to [0, 2])
 
 
 def membership(regions: Regions, points_mm: jax.Array, softness_mm) -> jax.Array:
@@ -50,12 +61,28 @@ def membership_grid(regions: Regions, points_mm: jax.Array, softness_mm, *, fov_
     return jax.scipy.ndimage.map_coordinates(grid, [coords[:, 0], coords[:, 1]], order=1)
 
 
-def dropout(graph: VesselGraph, regions: Regions, *, draw: jax.Array, softness_mm=0.02, fov_mm: float = 3.0) -> VesselGraph:
+def patchiness(key: jax.Array, points_mm: jax.Array) -> jax.Array:
+    """[N] smooth random field at points [N, 2], mean 1, clipped to [0, 2]: a sum of ``PATCH_MODES``
+    plane waves of random direction, wavelength and phase (unit variance before the contrast)."""
+    k_angle, k_length, k_phase = jax.random.split(key, 3)
+    angle = jax.random.uniform(k_angle, (PATCH_MODES,), maxval=2 * jnp.pi)
+    wavelength = jax.random.uniform(k_length, (PATCH_MODES,), minval=PATCH_WAVELENGTH_MM[0], maxval=PATCH_WAVELENGTH_MM[1])
+    wave = (2 * jnp.pi / wavelength)[:, None] * jnp.stack([jnp.cos(angle), jnp.sin(angle)], -1)  # [M, 2] rad/mm
+    phase = jax.random.uniform(k_phase, (PATCH_MODES,), maxval=2 * jnp.pi)
+    field = jnp.sqrt(2.0 / PATCH_MODES) * jnp.sum(jnp.cos(points_mm @ wave.T + phase), -1)
+    return jnp.clip(1.0 + PATCH_CONTRAST * field, 0.0, 2.0)
+
+
+def dropout(graph: VesselGraph, regions: Regions, *, draw: jax.Array, softness_mm=0.02, fov_mm: float = 3.0,
+            diffuse: jax.Array | None = None) -> VesselGraph:
     """Deterministic twin: capillaries (``draw`` [N] uniform in [0, 0.9]) lose perfusion in ``regions``
-    (of a field of ``fov_mm``)."""
+    (of a field of ``fov_mm``) and, where given, by the diffuse loss level ``diffuse`` [N] (in the units
+    of ``draw``: a level e removes a fraction e / 0.9 of the capillaries)."""
     midpoint = 0.5 * (graph.start_mm + graph.end_mm)
     capillary = (graph.kind == CAPILLARY) | (graph.kind == DEEP_CAPILLARY)
     effective = membership_grid(regions, midpoint, softness_mm, fov_mm=fov_mm)
+    if diffuse is not None:
+        effective = jnp.maximum(effective, diffuse)
     loss = jnp.where(capillary, jax.nn.sigmoid((effective - draw) / LOSS_TEMPERATURE), 0.0)
     # Healthy (no present region): effective == 0 and loss ~ sigmoid(-u/τ) must not change anything.
     loss = jnp.where(effective > 0, loss, 0.0)
@@ -81,7 +108,11 @@ def random_regions(
     return make_regions(center, radius, amplitude, phase, depth, present)
 
 
-def random_dropout(key: jax.Array, graph: VesselGraph, regions: Regions, *, softness_mm=0.02, fov_mm: float = 3.0) -> VesselGraph:
-    """``dropout`` with each capillary's loss threshold drawn from ``key``."""
+def random_dropout(key: jax.Array, graph: VesselGraph, regions: Regions, *, softness_mm=0.02, fov_mm: float = 3.0,
+                   capillary_loss=0.0) -> VesselGraph:
+    """``dropout`` with each capillary's loss threshold drawn from ``key``; ``capillary_loss`` is the mean
+    fraction of capillaries lost diffusely (0: none, and the field is not used)."""
     draw = jax.random.uniform(key, (graph.capacity,), maxval=MAX_DRAW)
-    return dropout(graph, regions, draw=draw, softness_mm=softness_mm, fov_mm=fov_mm)
+    midpoint = 0.5 * (graph.start_mm + graph.end_mm)
+    diffuse = capillary_loss * MAX_DRAW * patchiness(jax.random.fold_in(key, 1), midpoint)
+    return dropout(graph, regions, draw=draw, softness_mm=softness_mm, fov_mm=fov_mm, diffuse=diffuse)

@@ -12,7 +12,9 @@ The table follows the clinical (ETDRS / international) grading logic:
   venous beading;
 * PDR: all of that plus neovascularization.
 
-Tortuosity and FAZ enlargement grow with the stage. A normal eye gets none of it (all zeros, scale 1).
+Tortuosity, FAZ enlargement and a diffuse, patchy capillary loss (rarefaction, which OCTA shows from mild
+NPDR on; not a lesion, so it does not change the grade) grow with the stage. A normal eye gets none of it
+(all zeros, scale 1).
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ STAGE_TABLE: dict[str, tuple[float, ...]] = dict(
     dropout_depth_hi=(0, 0, 0.85, 1.0, 1.0),
     dropout_radius_lo_mm=(0.2, 0.2, 0.12, 0.18, 0.2),
     dropout_radius_hi_mm=(0.4, 0.4, 0.25, 0.38, 0.42),
+    # Diffuse capillary loss (mean fraction of capillaries), patchy, besides the focal regions: OCTA
+    # vessel density falls from mild NPDR on (see _dropout.py for the sources).
+    capillary_loss=(0, 0.1, 0.15, 0.12, 0.15),
     irma_count_lo=(0, 0, 0, 1, 0),
     irma_count_hi=(0, 0, 0, 3, 3),
     nv_count_lo=(0, 0, 0, 0, 1),

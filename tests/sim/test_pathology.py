@@ -147,8 +147,37 @@ def test_tortuosity_raises_the_arc_chord_index(small_cfg, small_params):
     np.testing.assert_allclose(np.asarray(bent.end_mm)[idx[:, -1]], np.asarray(graph.end_mm)[idx[:, -1]], atol=1e-6)
 
 
-CONTINUOUS = ("faz_enlargement", "dropout_extent", "dropout_depth", "dropout_softness_mm", "ma_radius_um", "nv_size_mm",
-              "nv_radius_um", "irma_length_mm", "irma_radius_um", "tortuosity_gain", "beading_gain", "lesion_signal")
+def test_diffuse_rarefaction_removes_the_stage_fraction_of_capillaries_unevenly():
+    """Diffuse loss (no region): about the requested fraction of capillaries is lost, more where the
+    patchiness field is high; larger vessels and the (empty) regions are untouched."""
+    from svr_jax.pathology import _dropout
+
+    cfg, params = CFG_3MM, PARAMS_3MM
+    graph = jax.jit(lambda k: svr.grow(k, params, cfg))(jax.random.key(5)).graph
+    capillary = np.asarray(graph.valid & (graph.kind >= CAPILLARY))
+    midpoint = 0.5 * (graph.start_mm + graph.end_mm)
+    field = np.asarray(_dropout.patchiness(jax.random.key(2), midpoint))
+    assert abs(field[capillary].mean() - 1.0) < 0.1 and field[capillary].std() > 0.4  # mean 1, uneven
+    none = pathology.make_regions(jnp.zeros((6, 2)), jnp.full(6, 0.3), jnp.zeros((6, 4)), jnp.zeros((6, 4)), jnp.ones(6),
+                                  jnp.zeros(6, bool))
+    draw = jax.random.uniform(jax.random.key(1), (graph.capacity,), maxval=_dropout.MAX_DRAW)
+    for loss in (0.1, 0.3):
+        dropped = pathology.dropout(graph, none, draw=draw, diffuse=loss * _dropout.MAX_DRAW * jnp.asarray(field))
+        lost = capillary & ~np.asarray(dropped.valid)
+        high, low = capillary & (field > 1.3), capillary & (field < 0.7)
+        print(f"capillary loss {loss}: lost {lost.sum() / capillary.sum():.3f} (high field {lost[high].mean():.3f}, "
+              f"low {lost[low].mean():.3f})")
+        assert abs(lost.sum() / capillary.sum() - loss) < 0.03
+        assert lost[high].mean() > 2 * lost[low].mean()
+        tree = np.asarray(graph.kind) < CAPILLARY
+        np.testing.assert_array_equal(np.asarray(dropped.perfusion)[tree], np.asarray(graph.perfusion)[tree])
+    # Zero loss leaves the graph exactly as it was (a normal eye).
+    same = pathology.random_dropout(jax.random.key(3), graph, none, capillary_loss=0.0)
+    np.testing.assert_array_equal(np.asarray(same.perfusion), np.asarray(graph.perfusion))
+
+
+CONTINUOUS = ("faz_enlargement", "dropout_extent", "dropout_depth", "dropout_softness_mm", "rarefaction_gain", "ma_radius_um",
+              "nv_size_mm", "nv_radius_um", "irma_length_mm", "irma_radius_um", "tortuosity_gain", "beading_gain", "lesion_signal")
 
 
 def test_gradients_of_each_operator_are_finite_and_nonzero(small_cfg, small_params):
