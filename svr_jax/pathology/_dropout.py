@@ -111,7 +111,7 @@ def random_regions(
 def random_dropout(key: jax.Array, graph: VesselGraph, regions: Regions, *, softness_mm=0.02, fov_mm: float = 3.0,
                    capillary_loss=0.0) -> VesselGraph:
     """``dropout`` with each capillary's loss threshold drawn from ``key``; ``capillary_loss`` is the mean
-    fraction of capillaries lost diffusely (0: none, and the field is not used)."""
+    fraction of capillaries lost diffusely (0: none, the graph is unchanged)."""
     draw = jax.random.uniform(key, (graph.capacity,), maxval=MAX_DRAW)
     midpoint = 0.5 * (graph.start_mm + graph.end_mm)
     diffuse = capillary_loss * MAX_DRAW * patchiness(jax.random.fold_in(key, 1), midpoint)
