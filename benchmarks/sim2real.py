@@ -87,13 +87,13 @@ def synthetic_set(fov: str, n: int, seed: int, *, variability: float, dr_fractio
 
     sim, params = preset_params(fov)
     run = batched_simulator(sim, PathologyConfig("mixed", (1.0 - dr_fraction,) + tuple(dr_fraction * w for w in DR_STAGE_WEIGHTS)), float(variability))
-    images, labels, masks = [], [], []
+    images, stages, masks = [], [], []
     for start in range(0, n, chunk):
         s = jax.device_get(run(sample_keys(seed, jnp.arange(start, start + chunk)), params))
         images.append(s.image)
-        labels.append(s.lesions.stage)
+        stages.append(s.lesions.stage)
         masks.append(s.masks["large_vessel"])
-    stage = np.concatenate(labels)[:n]
+    stage = np.concatenate(stages)[:n]
     return dict(images=np.concatenate(images)[:n].astype(np.float32), dr=stage > 0, stage=stage,
                 large_vessel=np.concatenate(masks)[:n])
 
