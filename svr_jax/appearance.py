@@ -8,11 +8,14 @@ Stages, in acquisition order (each differentiable in its parameters):
    the FAZ border (by ``parafovea_dim`` at the border): a real FAZ has a soft, dark rim;
 2. capillary-scale texture: slowly varying multiplicative flow heterogeneity;
 3. decorrelation speckle: log-normal multiplicative noise per pixel, plus a noisy background;
-4. point-spread function: Gaussian lateral blur;
+4. point-spread function: Gaussian lateral blur, wider along the slow (row-to-row) axis by ``psf_aspect``,
+   then the rest of the system transfer function: a smooth radial gain over spatial frequency
+   (``mtf_*_cpmm``, log amplitude at knots from 1.5 to 50 cycles/mm; 0 = none);
 5. signal fall-off towards the field edge (vignetting of the OCT beam), and slow illumination
    variation across the field (media opacities, defocus, tilt): a smooth log-normal gain field;
 6. horizontal line artifacts: B-scans (image rows) corrupted by eye motion, brighter or darker;
-7. display contrast: saturating 1 - exp(-gain x), then gamma.
+7. display contrast: saturating 1 - exp(-gain x), then gamma, then the 8-bit range: scaled to a white point
+   and clipped (the brightest vessels saturate, as in exported scans).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .config import AppearanceParams, SimConfig
 
@@ -30,20 +34,53 @@ MAX_DEEP_BLUR_UM = 25.0
 MAX_TEXTURE_UM = 60.0
 TEXTURE_DOWNSAMPLE = 4  # the texture is smooth: drawn on a coarser grid and upsampled
 ILLUMINATION_SCALE_MM = 0.4  # correlation length of the illumination gain field
+# The system transfer function beyond the Gaussian PSF (the OCT beam's true profile, A-scan sampling,
+# the decorrelation computation's averaging window, en-face projection and display filtering): a
+# log amplitude gain per knot frequency (cycles/mm), fitted, 0 = none.
+MTF_KNOTS_CPMM = (1.5, 4.0, 8.0, 16.0, 32.0, 50.0)
+MTF_FIELDS = ("mtf_1p5_cpmm", "mtf_4_cpmm", "mtf_8_cpmm", "mtf_16_cpmm", "mtf_32_cpmm", "mtf_50_cpmm")
+MTF_PAD_PX = 16
 
 
-def gaussian_blur(image: jax.Array, sigma_px, *, max_sigma_px: float) -> jax.Array:
-    """Separable Gaussian blur of [H, W] with edge padding; the kernel is sized by ``max_sigma_px``."""
+def gaussian_blur(image: jax.Array, sigma_px, *, max_sigma_px: float, aspect=1.0) -> jax.Array:
+    """Separable Gaussian blur of [H, W] with edge padding; the kernel is sized by ``max_sigma_px``.
+
+    ``aspect``: sigma along rows (y) over sigma along columns (x), at the same geometric mean."""
     half = max(1, int(math.ceil(3.0 * max_sigma_px)))
     taps = jnp.arange(-half, half + 1, dtype=jnp.float32)
-    sigma = jnp.clip(sigma_px, 0.05, max_sigma_px)
-    kernel = jnp.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / jnp.sum(kernel)
+
+    def kernel(sigma):
+        k = jnp.exp(-0.5 * (taps / jnp.clip(sigma, 0.05, max_sigma_px)) ** 2)
+        return k / jnp.sum(k)
+
+    root = jnp.sqrt(jnp.maximum(aspect, 1e-3))
+    k_y, k_x = kernel(sigma_px * root), kernel(sigma_px / root)
     height, width = image.shape
     padded = jnp.pad(image, ((half, half), (0, 0)), mode="edge")
-    image = sum(kernel[i] * padded[i : i + height] for i in range(2 * half + 1))
+    image = sum(k_y[i] * padded[i : i + height] for i in range(2 * half + 1))
     padded = jnp.pad(image, ((0, 0), (half, half)), mode="edge")
-    return sum(kernel[i] * padded[:, i : i + width] for i in range(2 * half + 1))
+    return sum(k_x[i] * padded[:, i : i + width] for i in range(2 * half + 1))
+
+
+def transfer_log_gain(ap: AppearanceParams, freq_cpmm: jax.Array) -> jax.Array:
+    """Log amplitude gain of the system transfer function at spatial frequencies [cycles/mm]:
+    piecewise linear in log frequency through ``MTF_KNOTS_CPMM``, constant beyond the end knots."""
+    values = jnp.stack([jnp.asarray(getattr(ap, name), jnp.float32) for name in MTF_FIELDS])
+    return jnp.interp(jnp.log(jnp.maximum(freq_cpmm, 1e-3)), jnp.log(jnp.asarray(MTF_KNOTS_CPMM, jnp.float32)), values)
+
+
+def apply_transfer(image: jax.Array, ap: AppearanceParams, pixel_um: float) -> jax.Array:
+    """Filter [H, W] by the radial transfer function (the mean, DC, is kept); reflect-padded so the
+    FFT's wrap-around does not mix opposite edges."""
+    pad = MTF_PAD_PX
+    padded = jnp.pad(image, pad, mode="reflect")
+    height, width = padded.shape
+    fy = np.fft.fftfreq(height, d=pixel_um / 1000.0)[:, None]
+    fx = np.fft.rfftfreq(width, d=pixel_um / 1000.0)[None, :]
+    gain = jnp.exp(transfer_log_gain(ap, jnp.asarray(np.hypot(fy, fx), jnp.float32)))
+    gain = gain.at[0, 0].set(1.0)
+    out = jnp.fft.irfft2(jnp.fft.rfft2(padded) * gain, s=(height, width))
+    return out[pad:-pad, pad:-pad]
 
 
 def smooth_noise(key: jax.Array, shape: tuple[int, int], sigma_px, *, max_sigma_px: float) -> jax.Array:
@@ -74,7 +111,8 @@ def apply_appearance(
     signal = signal * jax.nn.relu(texture)
     speckle = jnp.exp(ap.speckle * jax.random.normal(k_speckle, shape) - 0.5 * ap.speckle**2)
     background = ap.background + ap.background_noise * jnp.abs(jax.random.normal(k_bg, shape))
-    image = gaussian_blur(signal * speckle + background, ap.psf_sigma_um / px_um, max_sigma_px=MAX_PSF_UM / px_um)
+    image = gaussian_blur(signal * speckle + background, ap.psf_sigma_um / px_um, max_sigma_px=MAX_PSF_UM / px_um, aspect=ap.psf_aspect)
+    image = apply_transfer(image, ap, px_um)
 
     yy, xx = jnp.meshgrid(jnp.linspace(-1.0, 1.0, shape[0]), jnp.linspace(-1.0, 1.0, shape[1]), indexing="ij")
     image = image * (1.0 - ap.falloff * 0.5 * (xx**2 + yy**2))
@@ -90,4 +128,7 @@ def apply_appearance(
     image = image * (1.0 + hit * amplitude)[:, None] + (hit * jnp.abs(amplitude) * 0.3)[:, None]
 
     image = 1.0 - jnp.exp(-jnp.maximum(ap.gain, 1e-3) * jax.nn.relu(image))
-    return jnp.clip(image, 1e-6, 1.0) ** ap.gamma
+    image = jnp.clip(image, 1e-6, 1.0) ** ap.gamma
+    # 8-bit export scales the display range to a white point and clips: the brightest vessels saturate
+    # (about 1 % of a real OCTA-500 scan's pixels are 255).
+    return jnp.clip(image / jnp.maximum(ap.white_point, 0.5), 0.0, 1.0)

@@ -102,8 +102,17 @@ class AppearanceParams:
     background: float = 0.02  # additive background signal (the noise floor: a real FAZ is nearly black)
     background_noise: float = 0.03
     psf_sigma_um: float = 4.0  # lateral point-spread function
+    psf_aspect: float = 1.0  # its sigma along the slow axis (rows) over that along the fast axis
+    # System transfer function beyond the PSF: log amplitude gain at 1.5, 4, 8, 16, 32, 50 cycles/mm.
+    mtf_1p5_cpmm: float = 0.0
+    mtf_4_cpmm: float = 0.0
+    mtf_8_cpmm: float = 0.0
+    mtf_16_cpmm: float = 0.0
+    mtf_32_cpmm: float = 0.0
+    mtf_50_cpmm: float = 0.0
     gain: float = 1.1  # saturating contrast: 1 - exp(-gain * x)
     gamma: float = 1.0
+    white_point: float = 1.0  # display value mapped to 255; brighter pixels clip (>= 1: none clip)
     falloff: float = 0.0  # signal fall-off towards the field edge
     parafovea_dim: float = 0.5  # fraction of the projected signal missing at the FAZ border (thin retina)
     parafovea_mm: float = 0.2  # distance outside the border over which it recovers (e-folding)

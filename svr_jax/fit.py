@@ -7,7 +7,8 @@ so every step stays valid (bounds also respect the renderer's static window size
 
 One step: draw ``batch`` fresh sample keys (a pure function of the seed and the step, so a resumed fit
 replays exactly), simulate, compute ``stats.image_statistics`` on every synthetic image, and take an
-optax (Adam) step on ``stats.total_distance`` between the batch's and the real set's moments. The
+optax (Adam) step on ``stats.total_distance`` between the batch's and the real set's moments (with the
+whitened ``joint`` term when the real summary holds it: ``real_summary(..., joint=True)``). The
 state (logits, optimiser state, step, loss history) is checkpointed with orbax; ``fit(...,
 checkpoint_dir=d)`` resumes from the latest checkpoint in ``d``.
 
@@ -30,6 +31,7 @@ import numpy as np
 import optax
 
 from . import stats as stats_lib
+from .appearance import MTF_FIELDS
 from .config import SimConfig, SimParams
 from .simulate import sample_keys, simulate
 from .variability import per_sample_params
@@ -55,8 +57,11 @@ DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
     FitParam("appearance.background", 0.0, 0.4),
     FitParam("appearance.background_noise", 0.0, 0.3),
     FitParam("appearance.psf_sigma_um", 1.0, 19.0),
+    FitParam("appearance.psf_aspect", 0.5, 2.0),
+    *(FitParam(f"appearance.{name}", -1.0, 1.0) for name in MTF_FIELDS),
     FitParam("appearance.gain", 0.3, 4.0),
     FitParam("appearance.gamma", 0.4, 2.5),
+    FitParam("appearance.white_point", 0.6, 1.2),
     FitParam("appearance.falloff", -0.5, 0.6),
     FitParam("appearance.illumination_sd", 0.0, 0.6),
     FitParam("appearance.parafovea_dim", 0.0, 0.9),
@@ -71,7 +76,7 @@ DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
     FitParam("vessels.fovea_attraction", 0.0, 0.03),
     FitParam("vessels.branch_length_mm", 0.3, 2.0),  # growth clips it at GrowthConfig.max_branch_length_mm
     FitParam("vessels.faz_area_mm2", 0.15, 0.45),
-    FitParam("vessels.capillary_jitter", 0.0, 0.3),
+    FitParam("vessels.capillary_jitter", 0.0, 0.4),
     FitParam("vessels.capillary_wiggle", 0.0, 0.25),
 )
 
@@ -268,15 +273,16 @@ def _images_fn(cfg: SimConfig, variability: float):
     return jax.jit(jax.vmap(lambda key, p: simulate(key, per_sample_params(key, p, variability), cfg).image, in_axes=(0, None)))
 
 
-def real_summary(images: np.ndarray, cfg: SimConfig, *, chunk: int = 16) -> tuple[dict, dict]:
-    """Real images [N, H, W] -> (per-image statistics {group: [N, k]}, summary {group: {mean, sd}})."""
+def real_summary(images: np.ndarray, cfg: SimConfig, *, chunk: int = 16, joint: bool = False) -> tuple[dict, dict]:
+    """Real images [N, H, W] -> (per-image statistics {group: [N, k]}, summary {group: {mean, sd}});
+    ``joint``: the summary also holds the feature correlation (``stats.summarize``)."""
     fn = _statistics_fn(cfg)
     images = np.asarray(images, np.float32)
     n = len(images)
     padded = np.concatenate([images, np.zeros((-n % chunk,) + images.shape[1:], np.float32)])  # one shape: one compile
     parts = [jax.device_get(fn(jnp.asarray(padded[i : i + chunk]))) for i in range(0, len(padded), chunk)]
     per_image = {g: np.concatenate([p[g] for p in parts])[:n] for g in parts[0]}
-    return per_image, stats_lib.summarize({g: jnp.asarray(v) for g, v in per_image.items()})
+    return per_image, stats_lib.summarize({g: jnp.asarray(v) for g, v in per_image.items()}, joint=joint)
 
 
 def simulate_images(params: SimParams, cfg: SimConfig, *, n: int, seed: int, variability: float = 0.0, chunk: int = 16) -> np.ndarray:

@@ -33,7 +33,7 @@ from .faz import Faz
 from .graph import ARTERY, VEIN, SegmentGroup, VesselGraph, concatenate
 
 # Bounds that keep every segment inside its static splat window (see ``segment_groups``).
-MAX_CAPILLARY_JITTER = 0.3
+MAX_CAPILLARY_JITTER = 0.4
 MAX_CAPILLARY_WIGGLE = 0.25
 MAX_BRANCH_DECAY = 0.78
 MIN_ASYMMETRY = 0.5  # thinner/thicker child radius ratio at a bifurcation

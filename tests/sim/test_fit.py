@@ -47,6 +47,48 @@ def test_moment_distance_is_zero_on_itself_and_grows_with_a_shift():
     assert float(same) < 1e-6 < float(shifted)
 
 
+def _correlated_statistics(rng, n: int, shift: np.ndarray | None = None) -> dict:
+    """Fake per-image statistics {group: [n, k]} whose 36 features are strongly correlated."""
+    widths = dict(quantiles=5, spectrum=12, local_std=6, oriented=8, vessel=2, faz=3)
+    latent = rng.normal(size=(n, 4))
+    mixing = np.random.default_rng(99).normal(size=(4, 36))
+    features = latent @ mixing + 0.05 * rng.normal(size=(n, 36)) + (0.0 if shift is None else shift)
+    out, start = {}, 0
+    for group, k in widths.items():
+        out[group] = jnp.asarray(features[:, start:start + k], jnp.float32)
+        start += k
+    return out
+
+
+def test_joint_distance_is_the_shrunk_mahalanobis_distance_and_sees_correlated_shifts():
+    rng = np.random.default_rng(0)
+    real_stats = _correlated_statistics(rng, 400)
+    real = stats_lib.summarize(real_stats, joint=True)
+    # Oracle: the squared Mahalanobis distance of the means under the shrunk correlation, per feature.
+    features = np.asarray(stats_lib.feature_vector(real_stats), np.float64)
+    scale = np.asarray(stats_lib.spread_scale(dict(mean=features.mean(0), sd=features.std(0))))
+    corr = np.cov(((features - features.mean(0)) / scale).T, bias=True)
+    shrunk = (1 - stats_lib.JOINT_SHRINKAGE) * corr + stats_lib.JOINT_SHRINKAGE * np.diag(np.diag(corr))
+    # A shift that breaks the correlation (half a real sd per feature, alternating signs) ...
+    across = 0.5 * features.std(0) * np.where(np.arange(36) % 2 == 0, 1.0, -1.0)
+    # ... and one along it (the same size, along the main direction of variation)
+    along = features.std(0) * np.sign(np.linalg.eigh(corr)[1][:, -1]) * 0.5
+    distances = {}
+    for name, shift in (("across", across), ("along", along)):
+        synthetic = _correlated_statistics(np.random.default_rng(1), 400, shift)
+        got = stats_lib.moment_distance(synthetic, real)
+        delta = (np.asarray(stats_lib.feature_vector(synthetic)).mean(0) - features.mean(0)) / scale
+        expected = delta @ np.linalg.solve(shrunk + 1e-6 * np.eye(36), delta) / 36
+        np.testing.assert_allclose(float(got["joint"]), expected, rtol=2e-3)
+        distances[name] = (float(got["joint"]), float(np.mean([got[g] for g in stats_lib.FEATURE_GROUPS])))
+    # The per-feature terms rank the correlation-breaking shift below the other; the joint term ranks it
+    # far above (4x), as a classifier two-sample test would (it separates along any direction).
+    assert distances["across"][0] > 4 * distances["along"][0]
+    assert distances["across"][1] < distances["along"][1]
+    same = stats_lib.moment_distance(real_stats, real)
+    assert float(same["joint"]) < 1e-6
+
+
 def test_reparametrisation_stays_in_bounds_and_keeps_other_fields():
     cfg = tiny_config()
     params = svr.default_params(cfg)
@@ -93,6 +135,17 @@ def test_tiny_fit_lowers_the_loss_and_resumes(tmp_path):
     # A checkpoint of another fit is refused, not silently resumed.
     with pytest.raises(ValueError, match="different fit"):
         fit_lib.fit(cfg, start, real, **{**kwargs, "lr": 0.1})
+
+
+def test_tiny_fit_with_the_joint_term_lowers_it():
+    cfg = tiny_config()
+    start = svr.default_params(cfg)
+    target = dataclasses.replace(start, appearance=dataclasses.replace(start.appearance, gain=2.2, speckle=0.8))
+    _, real = fit_lib.real_summary(fit_lib.simulate_images(target, cfg, n=48, seed=99), cfg, joint=True)
+    chosen = fit_lib.fit_param_by_path(["appearance.gain", "appearance.speckle"])
+    result = fit_lib.fit(cfg, start, real, steps=8, batch=4, lr=0.2, fit_params=chosen, progress=False)
+    joint = result.group_losses["joint"]
+    assert np.all(np.isfinite(joint)) and joint[-2:].mean() < 0.5 * joint[:2].mean()
 
 
 def test_cli_rejects_bad_data_in_one_line(tmp_path, capsys):

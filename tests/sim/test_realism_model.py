@@ -105,3 +105,53 @@ def test_fitted_presets_are_the_command_defaults():
             for name, value in values.items():
                 assert float(getattr(getattr(params, group), name)) == pytest.approx(value), (fov, group, name)
         assert params != svr.default_params(cfg)
+
+
+def test_transfer_function_scales_each_frequency_by_its_gain():
+    """A cosine of frequency f (cycles/mm) comes out scaled by exp(log gain(f)): the knot's value at a
+    knot, the log-frequency interpolation between knots; zero gains leave the image unchanged."""
+    from svr_jax.appearance import MTF_KNOTS_CPMM, apply_transfer, transfer_log_gain
+
+    pixel_um, size = 10.0, 200
+    x_mm = (np.arange(size) + 0.5) * pixel_um / 1000.0
+    ap = dataclasses.replace(svr.AppearanceParams(), mtf_4_cpmm=-0.4, mtf_8_cpmm=0.5, mtf_16_cpmm=0.2)
+    for f_cpmm, expected in ((8.0, 0.5), (10.0, 0.5 + (0.2 - 0.5) * np.log(10 / 8) / np.log(2)), (5.0, -0.4 + 0.9 * np.log(5 / 4) / np.log(2))):
+        wave = np.cos(2 * np.pi * f_cpmm * x_mm)[None, :] * np.ones((size, 1))
+        out = np.asarray(apply_transfer(jnp.asarray(wave + 1.0, jnp.float32), ap, pixel_um)) - 1.0
+        inner = slice(40, -40)  # away from the reflect-padded edges
+        amplitude = np.sqrt(2 * np.mean(out[inner, inner] ** 2)) / np.sqrt(2 * np.mean(wave[inner, inner] ** 2))
+        assert abs(np.log(amplitude) - expected) < 0.03, (f_cpmm, np.log(amplitude), expected)
+        assert abs(float(transfer_log_gain(ap, jnp.asarray(f_cpmm))) - expected) < 1e-5
+    assert len(MTF_KNOTS_CPMM) == 6
+    image = jax.random.uniform(jax.random.key(0), (64, 64))
+    np.testing.assert_allclose(np.asarray(apply_transfer(image, svr.AppearanceParams(), pixel_um)), np.asarray(image), atol=1e-5)
+
+
+def test_psf_aspect_blurs_the_slow_axis_more():
+    """The separable blur with an aspect matches scipy's anisotropic Gaussian (the oracle) inside the
+    image; aspect 1 is the isotropic blur."""
+    from scipy.ndimage import gaussian_filter
+
+    from svr_jax.appearance import gaussian_blur
+
+    image = np.asarray(jax.random.uniform(jax.random.key(3), (80, 80)))
+    sigma, aspect = 1.2, 1.8
+    got = np.asarray(gaussian_blur(jnp.asarray(image), sigma, max_sigma_px=3.0, aspect=aspect))
+    want = gaussian_filter(image, (sigma * np.sqrt(aspect), sigma / np.sqrt(aspect)), mode="nearest", truncate=9.0 / (sigma * np.sqrt(aspect)))
+    np.testing.assert_allclose(got[12:-12, 12:-12], want[12:-12, 12:-12], atol=2e-3)
+    gy, gx = np.diff(got, axis=0), np.diff(got, axis=1)
+    assert np.mean(gy**2) < 0.6 * np.mean(gx**2)
+    iso = np.asarray(gaussian_blur(jnp.asarray(image), sigma, max_sigma_px=3.0))
+    np.testing.assert_allclose(iso[12:-12, 12:-12], gaussian_filter(image, sigma, mode="nearest", truncate=9.0 / sigma)[12:-12, 12:-12], atol=2e-3)
+
+
+def test_white_point_saturates_the_brightest_pixels(small_cfg):
+    """white_point w maps display value w to 1 and clips above: the image is min(plain / w, 1)."""
+    size = small_cfg.field.size_px
+    signal = jnp.linspace(0.0, 3.0, size)[None, :] * jnp.ones((size, 1))
+    key = jax.random.key(2)
+    plain = np.asarray(apply_appearance(key, _flat_appearance(), signal, signal, small_cfg))
+    clipped = np.asarray(apply_appearance(key, _flat_appearance(white_point=0.8), signal, signal, small_cfg))
+    assert plain.max() < 1.0  # the default clips nothing
+    np.testing.assert_allclose(clipped, np.minimum(plain / 0.8, 1.0), atol=1e-6)
+    assert 0.1 < np.mean(clipped == 1.0) < 0.9
