@@ -246,6 +246,12 @@ def total_distance(per_group: dict[str, jax.Array]) -> jax.Array:
     return sum(per_group.values()) / len(per_group)
 
 
+def group_total(per_group: dict[str, jax.Array]) -> jax.Array:
+    """``total_distance`` over the statistic groups alone, the joint term left out: the figure that
+    reports compare, whether or not a fit used the joint term."""
+    return total_distance({g: v for g, v in per_group.items() if g != "joint"})
+
+
 # The classifier two-sample test's fixed feature set (a documented subset of the statistics).
 FEATURE_GROUPS = ("quantiles", "spectrum", "local_std", "oriented", "vessel", "faz")
 

@@ -137,8 +137,7 @@ def evaluate(job: FitJob, real_summary: dict, params: config_lib.SimParams, seed
     per_image, _ = summarize_images(images, job.sim)
     distances = stats_lib.moment_distance({g: jnp.asarray(v) for g, v in per_image.items()}, real_summary)
     out = {g: float(v) for g, v in distances.items()}
-    # "total" is over the statistic groups alone, with or without the joint term, so fits compare.
-    out["total"] = float(stats_lib.total_distance({g: v for g, v in distances.items() if g != "joint"}))
+    out["total"] = float(stats_lib.group_total(distances))
     return out, dict(images=images, stats=per_image)
 
 
