@@ -5,7 +5,9 @@ Stages, in acquisition order (each differentiable in its parameters):
 1. projection of the deeper plexus: its signal, blurred because it lies below the focus, is added to
    the superficial signal (the ILM-OPL slab integrates both); towards the fovea the retina thins and
    the slab holds fewer capillary layers, so the projected signal fades over ``parafovea_mm`` outside
-   the FAZ border (by ``parafovea_dim`` at the border): a real FAZ has a soft, dark rim;
+   the FAZ border (by ``parafovea_dim`` at the border): a real FAZ has a soft, dark rim; the thin slab
+   also holds less static tissue, so the noise floor drops there too (``foveal_background_dim``): a
+   real FAZ is nearly black;
 2. capillary-scale texture: slowly varying multiplicative flow heterogeneity;
 3. decorrelation speckle: log-normal multiplicative noise per pixel, plus a noisy background;
 4. point-spread function: Gaussian lateral blur, wider along the slow (row-to-row) axis by ``psf_aspect``,
@@ -14,8 +16,9 @@ Stages, in acquisition order (each differentiable in its parameters):
 5. signal fall-off towards the field edge (vignetting of the OCT beam), and slow illumination
    variation across the field (media opacities, defocus, tilt): a smooth log-normal gain field;
 6. horizontal line artifacts: B-scans (image rows) corrupted by eye motion, brighter or darker;
-7. display contrast: saturating 1 - exp(-gain x), then gamma, then the 8-bit range: scaled to a white point
-   and clipped (the brightest vessels saturate, as in exported scans).
+7. display contrast: saturating 1 - exp(-gain x), then gamma and a monotone tone curve (``tone_slope_*``,
+   the device's grey-level mapping), then the 8-bit range: scaled to a white point and clipped (the
+   brightest vessels saturate, as in exported scans).
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ ILLUMINATION_SCALE_MM = 0.4  # correlation length of the illumination gain field
 MTF_KNOTS_CPMM = (1.5, 4.0, 8.0, 16.0, 32.0, 50.0)
 MTF_FIELDS = ("mtf_1p5_cpmm", "mtf_4_cpmm", "mtf_8_cpmm", "mtf_16_cpmm", "mtf_32_cpmm", "mtf_50_cpmm")
 MTF_PAD_PX = 16
+# The display mapping from decorrelation to grey level is the device's (and its export's) own: a
+# monotone tone curve, piecewise linear over len(TONE_FIELDS) equal input ranges of [0, 1], each with a
+# fitted log slope (0 everywhere = the identity), normalised so that 0 -> 0 and 1 -> 1.
+TONE_FIELDS = ("tone_slope_1", "tone_slope_2", "tone_slope_3", "tone_slope_4", "tone_slope_5")
 
 
 def gaussian_blur(image: jax.Array, sigma_px, *, max_sigma_px: float, aspect=1.0) -> jax.Array:
@@ -83,6 +90,15 @@ def apply_transfer(image: jax.Array, ap: AppearanceParams, pixel_um: float) -> j
     return out[pad:-pad, pad:-pad]
 
 
+def tone_curve(image: jax.Array, ap: AppearanceParams) -> jax.Array:
+    """Monotone piecewise-linear map of [0, 1] onto itself with the log slopes ``tone_slope_*``."""
+    slopes = jnp.exp(jnp.stack([jnp.asarray(getattr(ap, name), jnp.float32) for name in TONE_FIELDS]))
+    width = 1.0 / len(TONE_FIELDS)
+    starts = jnp.arange(len(TONE_FIELDS), dtype=jnp.float32) * width
+    rise = slopes * jnp.clip(image[..., None] - starts, 0.0, width)
+    return jnp.sum(rise, -1) / (jnp.sum(slopes) * width)
+
+
 def smooth_noise(key: jax.Array, shape: tuple[int, int], sigma_px, *, max_sigma_px: float) -> jax.Array:
     """Zero-mean, unit-variance Gaussian random field with correlation length ``sigma_px``."""
     field = gaussian_blur(jax.random.normal(key, shape), sigma_px, max_sigma_px=max_sigma_px)
@@ -101,9 +117,10 @@ def apply_appearance(
     k_tex, k_speckle, k_bg, k_rows, k_row_amp = jax.random.split(key, 5)
 
     signal = superficial + ap.deep_signal * gaussian_blur(deep, ap.deep_blur_um / px_um, max_sigma_px=MAX_DEEP_BLUR_UM / px_um)
+    thin_slab = jnp.zeros(shape)  # 1 at and inside the FAZ border, 0 far from it
     if faz_depth_mm is not None:
-        outside_mm = jax.nn.relu(-faz_depth_mm)
-        signal = signal * (1.0 - jnp.clip(ap.parafovea_dim, 0.0, 1.0) * jnp.exp(-outside_mm / jnp.maximum(ap.parafovea_mm, 1e-3)))
+        thin_slab = jnp.exp(-jax.nn.relu(-faz_depth_mm) / jnp.maximum(ap.parafovea_mm, 1e-3))
+        signal = signal * (1.0 - jnp.clip(ap.parafovea_dim, 0.0, 1.0) * thin_slab)
     coarse_um = px_um * TEXTURE_DOWNSAMPLE
     coarse = (-(-shape[0] // TEXTURE_DOWNSAMPLE), -(-shape[1] // TEXTURE_DOWNSAMPLE))
     texture = smooth_noise(k_tex, coarse, ap.texture_scale_um / coarse_um, max_sigma_px=MAX_TEXTURE_UM / coarse_um)
@@ -111,6 +128,8 @@ def apply_appearance(
     signal = signal * jax.nn.relu(texture)
     speckle = jnp.exp(ap.speckle * jax.random.normal(k_speckle, shape) - 0.5 * ap.speckle**2)
     background = ap.background + ap.background_noise * jnp.abs(jax.random.normal(k_bg, shape))
+    # Static tissue's decorrelation, summed over the slab's depth: it thins to nothing at the foveola.
+    background = background * (1.0 - jnp.clip(ap.foveal_background_dim, 0.0, 1.0) * thin_slab)
     image = gaussian_blur(signal * speckle + background, ap.psf_sigma_um / px_um, max_sigma_px=MAX_PSF_UM / px_um, aspect=ap.psf_aspect)
     image = apply_transfer(image, ap, px_um)
 
@@ -128,7 +147,7 @@ def apply_appearance(
     image = image * (1.0 + hit * amplitude)[:, None] + (hit * jnp.abs(amplitude) * 0.3)[:, None]
 
     image = 1.0 - jnp.exp(-jnp.maximum(ap.gain, 1e-3) * jax.nn.relu(image))
-    image = jnp.clip(image, 1e-6, 1.0) ** ap.gamma
+    image = tone_curve(jnp.clip(image, 1e-6, 1.0) ** ap.gamma, ap)
     # 8-bit export scales the display range to a white point and clips: the brightest vessels saturate
     # (about 1 % of a real OCTA-500 scan's pixels are 255).
     return jnp.clip(image / jnp.maximum(ap.white_point, 0.5), 0.0, 1.0)

@@ -112,10 +112,17 @@ class AppearanceParams:
     mtf_50_cpmm: float = 0.0
     gain: float = 1.1  # saturating contrast: 1 - exp(-gain * x)
     gamma: float = 1.0
+    # Tone curve after gamma: log slope over each fifth of the grey range (0 = identity).
+    tone_slope_1: float = 0.0
+    tone_slope_2: float = 0.0
+    tone_slope_3: float = 0.0
+    tone_slope_4: float = 0.0
+    tone_slope_5: float = 0.0
     white_point: float = 1.0  # display value mapped to 255; brighter pixels clip (>= 1: none clip)
     falloff: float = 0.0  # signal fall-off towards the field edge
     parafovea_dim: float = 0.5  # fraction of the projected signal missing at the FAZ border (thin retina)
     parafovea_mm: float = 0.2  # distance outside the border over which it recovers (e-folding)
+    foveal_background_dim: float = 0.0  # fraction of the noise floor missing there too (less tissue in the slab)
     illumination_sd: float = 0.1  # sd of the log of the slowly varying illumination gain across the field
     line_artifact_rate: float = 0.01  # fraction of B-scan rows with motion artifacts
     line_artifact_strength: float = 0.2

@@ -90,6 +90,24 @@ def test_parafoveal_fade(small_cfg):
     assert row[-5] == pytest.approx(plain[size // 2, -5], rel=0.01)  # 1.3 mm out: e^-13, fully recovered
 
 
+def test_foveal_background_thins_with_the_slab(small_cfg):
+    """No vessels, a constant noise floor: at and inside the FAZ border it is down by
+    foveal_background_dim (the slab holds little tissue there), recovering outside over parafovea_mm;
+    0 changes nothing."""
+    size = small_cfg.field.size_px
+    zero = jnp.zeros((size, size))
+    px_mm = small_cfg.field.pixel_um / 1000.0
+    depth = jnp.broadcast_to((10.0 - jnp.arange(size)) * px_mm, (size, size))  # border at column 10
+    key = jax.random.key(0)
+    thinned = np.asarray(apply_appearance(key, _flat_appearance(background=0.2, foveal_background_dim=0.75, parafovea_mm=0.1),
+                                          zero, zero, small_cfg, depth))[size // 2]
+    plain = np.asarray(apply_appearance(key, _flat_appearance(background=0.2), zero, zero, small_cfg, depth))[size // 2]
+    np.testing.assert_allclose(plain, 1.0 - np.exp(-0.2), rtol=1e-4)  # the signal's fade leaves the floor alone
+    assert thinned[3] == pytest.approx(1.0 - np.exp(-0.2 * 0.25), rel=0.01)  # inside the FAZ
+    assert np.all(np.diff(thinned[12:60]) > 0)
+    assert thinned[-5] == pytest.approx(plain[-5], rel=0.01)
+
+
 def test_fitted_presets_are_the_command_defaults():
     """`svr generate fov=...` uses conf/fov/<fov>.yaml: the fitted values, not the library defaults."""
     from omegaconf import OmegaConf
@@ -143,6 +161,24 @@ def test_psf_aspect_blurs_the_slow_axis_more():
     assert np.mean(gy**2) < 0.6 * np.mean(gx**2)
     iso = np.asarray(gaussian_blur(jnp.asarray(image), sigma, max_sigma_px=3.0))
     np.testing.assert_allclose(iso[12:-12, 12:-12], gaussian_filter(image, sigma, mode="nearest", truncate=9.0 / sigma)[12:-12, 12:-12], atol=2e-3)
+
+
+def test_tone_curve_is_monotone_and_piecewise_linear():
+    """Log slopes s_i over fifths of [0, 1]: f(0) = 0, f(1) = 1, increasing, slope exp(s_i) / mean exp(s),
+    and the identity at s = 0."""
+    from svr_jax.appearance import TONE_FIELDS, tone_curve
+
+    x = jnp.linspace(0.0, 1.0, 501)
+    identity = np.asarray(tone_curve(x, svr.AppearanceParams()))
+    np.testing.assert_allclose(identity, np.asarray(x), atol=1e-6)
+    slopes = (0.8, -0.5, 0.0, 0.3, -1.0)
+    ap = dataclasses.replace(svr.AppearanceParams(), **dict(zip(TONE_FIELDS, slopes)))
+    y = np.asarray(tone_curve(x, ap))
+    assert y[0] == pytest.approx(0.0, abs=1e-6) and y[-1] == pytest.approx(1.0, abs=1e-5)
+    assert np.all(np.diff(y) > 0)
+    expected = np.exp(slopes) / np.mean(np.exp(slopes))
+    measured = [(y[100 * i + 90] - y[100 * i + 10]) / 0.16 for i in range(5)]  # inside each fifth
+    np.testing.assert_allclose(measured, expected, rtol=1e-3)
 
 
 def test_white_point_saturates_the_brightest_pixels(small_cfg):
