@@ -69,10 +69,15 @@ def gaussian_blur(image: jax.Array, sigma_px, *, max_sigma_px: float, aspect=1.0
     return sum(k_x[i] * padded[:, i : i + width] for i in range(2 * half + 1))
 
 
+def _field_vector(ap: AppearanceParams, names: tuple[str, ...]) -> jax.Array:
+    """[len(names)] the named appearance fields, in order (the knots of the transfer and tone curves)."""
+    return jnp.stack([jnp.asarray(getattr(ap, name), jnp.float32) for name in names])
+
+
 def transfer_log_gain(ap: AppearanceParams, freq_cpmm: jax.Array) -> jax.Array:
     """Log amplitude gain of the system transfer function at spatial frequencies [cycles/mm]:
     piecewise linear in log frequency through ``MTF_KNOTS_CPMM``, constant beyond the end knots."""
-    values = jnp.stack([jnp.asarray(getattr(ap, name), jnp.float32) for name in MTF_FIELDS])
+    values = _field_vector(ap, MTF_FIELDS)
     return jnp.interp(jnp.log(jnp.maximum(freq_cpmm, 1e-3)), jnp.log(jnp.asarray(MTF_KNOTS_CPMM, jnp.float32)), values)
 
 
@@ -92,7 +97,7 @@ def apply_transfer(image: jax.Array, ap: AppearanceParams, pixel_um: float) -> j
 
 def tone_curve(image: jax.Array, ap: AppearanceParams) -> jax.Array:
     """Monotone piecewise-linear map of [0, 1] onto itself with the log slopes ``tone_slope_*``."""
-    slopes = jnp.exp(jnp.stack([jnp.asarray(getattr(ap, name), jnp.float32) for name in TONE_FIELDS]))
+    slopes = jnp.exp(_field_vector(ap, TONE_FIELDS))
     width = 1.0 / len(TONE_FIELDS)
     starts = jnp.arange(len(TONE_FIELDS), dtype=jnp.float32) * width
     rise = slopes * jnp.clip(image[..., None] - starts, 0.0, width)
