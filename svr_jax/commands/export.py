@@ -151,7 +151,7 @@ def sample_row(job: ExportJob, index: int, sample) -> dict | None:
     from ..text.measure import to_dict
     from ..text.tasks import conversation
 
-    measured = measure_sample(sample, job.base.sim.field.fov_mm)
+    measured = measure_sample(sample, job.base.sim)
     rng = np.random.default_rng([job.base.seed, index, 0x5EC])
     names, weights = zip(*job.tasks)
     task = names[int(rng.choice(len(names), p=np.asarray(weights) / np.sum(weights)))]
@@ -165,7 +165,7 @@ def sample_row(job: ExportJob, index: int, sample) -> dict | None:
     metadata = dict(
         index=index, seed=job.base.seed, config_hash=job.base.config_hash(), fov=job.base.fov_name,
         laterality="OD" if float(sample.anatomy.nasal_sign) > 0 else "OS", intended_stage=intended,
-        measured=to_dict(measured), stats={k: float(v) for k, v in sample.stats.items()},
+        measured=to_dict(measured), stats=host_statistics(sample, job.base.sim),
     )
     row = dict(
         id=record_id,
@@ -351,11 +351,12 @@ def run(job: ExportJob) -> None:
 
 # Host pytrees: the Sample dataclass survives jax.device_get; the writer slices plain dicts per sample.
 def _as_dict(sample) -> dict:
+    graph = sample.anatomy.graph
     return dict(
-        image=sample.image, stats=sample.stats, masks=sample.masks, nasal_sign=sample.anatomy.nasal_sign,
+        image=sample.image, masks=sample.masks, nasal_sign=sample.anatomy.nasal_sign,
+        graph=dict(start_mm=graph.start_mm, end_mm=graph.end_mm, valid=graph.valid),
         lesion_stage=sample.lesions.stage, lesion_masks=sample.lesions.masks,
         findings={f.name: getattr(sample.lesions.findings, f.name) for f in dataclasses.fields(sample.lesions.findings)},
-        measures=sample.lesions.measures,
     )
 
 
@@ -366,7 +367,18 @@ def _as_sample(d: dict):
     from ..pathology import Findings
 
     return SimpleNamespace(
-        image=d["image"], stats=d["stats"], masks=d["masks"],
-        anatomy=SimpleNamespace(nasal_sign=d["nasal_sign"]),
-        lesions=SimpleNamespace(stage=d["lesion_stage"], masks=d["lesion_masks"], findings=Findings(**d["findings"]), measures=d["measures"]),
+        image=d["image"], masks=d["masks"],
+        anatomy=SimpleNamespace(nasal_sign=d["nasal_sign"], graph=SimpleNamespace(**d["graph"])),
+        lesions=SimpleNamespace(stage=d["lesion_stage"], masks=d["lesion_masks"], findings=Findings(**d["findings"])),
     )
+
+
+def host_statistics(sample, sim) -> dict:
+    """The sample's ``measure.image_statistics``, recomputed on the host in float64 from its pixels,
+    masks and graph (exact device outputs): the device's float32 means may differ in the last bit
+    between batch layouts, and the metadata must not (the same bytes on any device count)."""
+    from ..measure import image_statistics
+    from ..text.measure import host_graph
+
+    stats = image_statistics(np.asarray(sample.image, np.float64), sample.masks, host_graph(sample.anatomy.graph), sim, xp=np)
+    return {k: float(v) for k, v in stats.items()}

@@ -4,6 +4,11 @@ Tortuosity index of a branch = arc length / chord (1 for a straight vessel), mea
 the sum of the branch's segment lengths over the distance between its first start and last end. A
 branch of the tree layout (``growth.grow_trees``) is the run of ``steps_per_branch`` segments
 offset + s * n + b, s = 0..S-1, for branch b of a generation with n branches.
+
+Both run on the device (``jnp``, float32, inside the batched simulator) or on the host (``xp=np`` on
+fetched float64 arrays): the export writes the host value, since a float32 reduction on the device
+may differ in its last bit when the batch is split over another number of devices (XLA picks the
+reduction order per shape), and the export promises the same bytes on any device count.
 """
 
 from __future__ import annotations
@@ -28,20 +33,20 @@ def branch_index(cfg: SimConfig) -> np.ndarray:
     return np.concatenate(rows, 0)
 
 
-def branch_tortuosity(graph: VesselGraph, cfg: SimConfig) -> tuple[jax.Array, jax.Array]:
+def branch_tortuosity(graph: VesselGraph, cfg: SimConfig, xp=jnp) -> tuple[jax.Array, jax.Array]:
     """(index [B], whole [B] bool): arc/chord of each branch, and whether all its segments exist."""
     idx = branch_index(cfg)
     start, end = graph.start_mm[idx], graph.end_mm[idx]  # [B, S, 2]
-    arc = jnp.sum(jnp.linalg.norm(end - start, axis=-1), -1)
-    chord = jnp.linalg.norm(end[:, -1] - start[:, 0], axis=-1)
-    whole = jnp.all(graph.valid[idx], -1) & (chord > 1e-4)
-    return arc / jnp.maximum(chord, 1e-4), whole
+    arc = xp.sum(xp.linalg.norm(end - start, axis=-1), -1)
+    chord = xp.linalg.norm(end[:, -1] - start[:, 0], axis=-1)
+    whole = xp.all(graph.valid[idx], -1) & (chord > 1e-4)
+    return arc / xp.maximum(chord, 1e-4), whole
 
 
-def tortuosity_index(graph: VesselGraph, cfg: SimConfig) -> jax.Array:
+def tortuosity_index(graph: VesselGraph, cfg: SimConfig, xp=jnp) -> jax.Array:
     """[] mean arc/chord over the whole arteriole/venule branches of a sample."""
-    index, whole = branch_tortuosity(graph, cfg)
-    return jnp.sum(jnp.where(whole, index, 0.0)) / jnp.maximum(jnp.sum(whole), 1)
+    index, whole = branch_tortuosity(graph, cfg, xp)
+    return xp.sum(xp.where(whole, index, 0.0)) / xp.maximum(xp.sum(whole), 1)
 
 
 def faz_shape(faz: Faz, n_vertices: int = 256) -> dict:

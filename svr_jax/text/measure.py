@@ -30,9 +30,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    from ..config import SimConfig
 
 STAGES = ("normal", "mild", "moderate", "severe", "pdr")
 QUADRANTS = ("superior", "inferior", "nasal", "temporal")
@@ -265,28 +269,40 @@ def measure(
     )
 
 
-def measure_sample(sample_np, fov_mm: float) -> Measured:
+def host_graph(graph):
+    """The segment geometry of one fetched sample's graph, in float64 (what host measures read)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(start_mm=np.asarray(graph.start_mm, np.float64), end_mm=np.asarray(graph.end_mm, np.float64),
+                           valid=np.asarray(graph.valid, bool))
+
+
+def measure_sample(sample_np, cfg: SimConfig) -> Measured:
     """``Measured`` of one simulated sample whose arrays are on the host (``jax.device_get`` of a
-    ``simulate`` result, unbatched)."""
-    from ..pathology import findings_to_list
+    ``simulate`` result, unbatched).
+
+    The tortuosity index is recomputed here in float64 from the graph: the device's float32 value
+    can differ in its last bit between batch layouts (e.g. a batch split over two devices), and it
+    reaches the text and the export's metadata."""
+    from ..pathology import findings_to_list, tortuosity_index
 
     return measure(
         image=sample_np.image,
         vessel_mask=sample_np.masks["vessel"],
         faz_mask=sample_np.masks["faz"],
         findings=findings_to_list(sample_np.lesions.findings),
-        fov_mm=fov_mm,
+        fov_mm=cfg.field.fov_mm,
         nasal_sign=float(sample_np.anatomy.nasal_sign),
-        tortuosity_index=float(sample_np.lesions.measures["tortuosity_index"]),
+        tortuosity_index=float(tortuosity_index(host_graph(sample_np.anatomy.graph), cfg, xp=np)),
     )
 
 
-def measure_batch(batch_np, fov_mm: float) -> list[Measured]:
+def measure_batch(batch_np, cfg: SimConfig) -> list[Measured]:
     """``Measured`` of every sample of a batched host-side ``Sample``."""
     import jax
 
     n = int(np.asarray(batch_np.image).shape[0])
-    return [measure_sample(jax.tree.map(lambda a, i=i: a[i], batch_np), fov_mm) for i in range(n)]
+    return [measure_sample(jax.tree.map(lambda a, i=i: a[i], batch_np), cfg) for i in range(n)]
 
 
 def to_dict(m: Measured) -> dict:

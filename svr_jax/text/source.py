@@ -27,4 +27,4 @@ def simulated(cfg: SimConfig, params: SimParams, *, stage: str = "mixed", seed: 
         host = jax.device_get(render(sample_keys(seed, jnp.arange(start, start + batch)), params))
         for i in range(count):
             one = jax.tree.map(lambda a, i=i: a[i], host)
-            yield start + i, measure_sample(one, cfg.field.fov_mm), np.asarray(one.image), STAGES[int(one.lesions.stage)]
+            yield start + i, measure_sample(one, cfg), np.asarray(one.image), STAGES[int(one.lesions.stage)]

@@ -350,6 +350,21 @@ def test_pdr_sample_is_diseased_everywhere_it_should_be(small_stage_sim, small_p
     assert bool(jnp.all(pdr.masks["vessel"][pdr.lesions.masks["neovascularization"]]))
 
 
+def test_host_float64_measures_match_the_device(small_stage_sim, small_params, small_cfg):
+    """The export writes host (float64) recomputations of the device's float32 reductions: same values."""
+    from svr_jax.commands.export import host_statistics
+    from svr_jax.text.measure import host_graph
+
+    pdr = jax.device_get(small_stage_sim("traced")(jax.random.key(4), small_params, jnp.int32(4)))
+    host = float(pathology.tortuosity_index(host_graph(pdr.anatomy.graph), small_cfg, xp=np))
+    assert host > 1.0
+    np.testing.assert_allclose(host, float(pdr.lesions.measures["tortuosity_index"]), rtol=1e-5)
+    stats = host_statistics(pdr, small_cfg)
+    assert set(stats) == set(pdr.stats)
+    for name, value in stats.items():
+        np.testing.assert_allclose(value, float(pdr.stats[name]), rtol=1e-5, atol=1e-7, err_msg=name)
+
+
 def test_stage_config_errors_name_the_value():
     with pytest.raises(ValueError, match="unknown stage 'proliferative'"):
         pathology.PathologyConfig("proliferative")
