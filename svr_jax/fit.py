@@ -130,13 +130,14 @@ def synthetic_statistics(params: SimParams, keys: jax.Array, cfg: SimConfig) -> 
     return stats_lib.batch_statistics(images, pixel_um=cfg.field.pixel_um)
 
 
-def make_loss(cfg: SimConfig, base: SimParams, fit_params: Sequence[FitParam], real: dict) -> Callable:
+def make_loss(cfg: SimConfig, base: SimParams, fit_params: Sequence[FitParam], real: dict, *,
+              joint_weight: float = 1.0) -> Callable:
     """loss(logits [P], keys [B]) -> (total distance, per-group distances)."""
 
     def loss(logits, keys):
         params = insert(base, fit_params, to_constrained(logits, fit_params))
         per_group = stats_lib.moment_distance(synthetic_statistics(params, keys, cfg), real)
-        return stats_lib.total_distance(per_group), per_group
+        return stats_lib.total_distance(per_group, joint_weight=joint_weight), per_group
 
     return loss
 
@@ -156,7 +157,7 @@ class FitResult:
     resumed_from: int  # step restored from a checkpoint (0: fresh start)
 
 
-def _fingerprint(cfg, base, fit_params, real, seed, batch, lr, steps) -> dict:
+def _fingerprint(cfg, base, fit_params, real, seed, batch, lr, steps, joint_weight) -> dict:
     real_digest = float(sum(float(jnp.sum(v["mean"])) for v in real.values()))
     return dict(
         sim=dataclasses.asdict(cfg),
@@ -167,6 +168,7 @@ def _fingerprint(cfg, base, fit_params, real, seed, batch, lr, steps) -> dict:
         batch=batch,
         lr=lr,
         steps=steps,
+        joint_weight=joint_weight,
     )
 
 
@@ -184,10 +186,12 @@ def fit(
     checkpoint_every: int = 10,
     progress: bool = True,
     callback: Callable[[int, float], None] | None = None,
+    joint_weight: float = 1.0,
 ) -> FitResult:
     """Adam on the bounded logits of ``fit_params``; resumes from ``checkpoint_dir`` when it holds a
     checkpoint of the same fit (same config, data, seed, batch, lr, steps, start point), else raises.
-    ``callback(steps_done, loss)`` runs after each step (and after its checkpoint, if any)."""
+    ``callback(steps_done, loss)`` runs after each step (and after its checkpoint, if any).
+    ``joint_weight``: how many groups the whitened ``joint`` term counts as in the loss (when present)."""
     import orbax.checkpoint as ocp
     from tqdm import tqdm
 
@@ -200,7 +204,7 @@ def fit(
     state = dict(logits=logits, opt=optimizer.init(logits), step=jnp.asarray(0, jnp.int32),
                  losses=jnp.full((steps,), jnp.nan, jnp.float32),
                  group_losses={g: jnp.full((steps,), jnp.nan, jnp.float32) for g in real})
-    meta = _fingerprint(cfg, base, fit_params, real, seed, batch, lr, steps)
+    meta = _fingerprint(cfg, base, fit_params, real, seed, batch, lr, steps, joint_weight)
     manager = None
     resumed_from = 0
     if checkpoint_dir is not None:
@@ -220,7 +224,7 @@ def fit(
             state = restored["state"]
             resumed_from = int(state["step"])
 
-    loss_fn = make_loss(cfg, base, fit_params, real)
+    loss_fn = make_loss(cfg, base, fit_params, real, joint_weight=joint_weight)
 
     @jax.jit
     def train_step(state, keys):

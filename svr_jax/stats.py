@@ -242,8 +242,11 @@ def moment_distance(synthetic: dict[str, jax.Array], real: dict[str, dict], *, s
     return out
 
 
-def total_distance(per_group: dict[str, jax.Array]) -> jax.Array:
-    return sum(per_group.values()) / len(per_group)
+def total_distance(per_group: dict[str, jax.Array], *, joint_weight: float = 1.0) -> jax.Array:
+    """Weighted mean of the per-group distances; the ``joint`` term (if present) counts as
+    ``joint_weight`` groups (the fit raises it to steer at what the classifier test sees)."""
+    weights = {g: (joint_weight if g == "joint" else 1.0) for g in per_group}
+    return sum(weights[g] * v for g, v in per_group.items()) / sum(weights.values())
 
 
 def group_total(per_group: dict[str, jax.Array]) -> jax.Array:

@@ -40,6 +40,7 @@ class FitSchema:
     write_preset: bool = False
     from_defaults: bool = False
     joint: bool = True
+    joint_weight: float = 1.0
     fov: FovSchema = dataclasses.field(default_factory=FovSchema)
     params: Any = dataclasses.field(default_factory=ParamsOverride)
 
@@ -66,6 +67,7 @@ class FitJob:
     checkpoint_every: int
     write_preset: bool
     joint: bool  # add the covariance-aware (whitened) distance of the feature vector to the loss
+    joint_weight: float  # ... counted as this many statistic groups
 
 
 def parse(cfg) -> FitJob:
@@ -76,6 +78,8 @@ def parse(cfg) -> FitJob:
     require_at_least(cfg, 1, "steps", "batch", "eval_n", "checkpoint_every")
     if not cfg.lr > 0:
         raise ValueError(f"lr must be > 0, got {cfg.lr}")
+    if not cfg.joint_weight >= 0:
+        raise ValueError(f"joint_weight must be >= 0, got {cfg.joint_weight}")
     data = Path(cfg.data)
     fov_params = {} if cfg.from_defaults else overrides_dict(cfg.fov.params)
     sim, params = sim_and_params(cfg.fov.name, None, None, fov_params, overrides_dict(cfg.params))
@@ -95,7 +99,7 @@ def parse(cfg) -> FitJob:
         limit=None if cfg.limit is None else int(cfg.limit), steps=int(cfg.steps), batch=int(cfg.batch),
         lr=float(cfg.lr), seed=int(cfg.seed), fit_params=tuple(fit_params), eval_n=int(cfg.eval_n), out=out,
         resume=bool(cfg.resume), checkpoint_every=int(cfg.checkpoint_every), write_preset=bool(cfg.write_preset),
-        joint=bool(cfg.joint),
+        joint=bool(cfg.joint), joint_weight=float(cfg.joint_weight),
     )
 
 
@@ -217,14 +221,15 @@ def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
 
         shutil.rmtree(checkpoints)
     result = fit(job.sim, job.params, summary, steps=job.steps, batch=job.batch, lr=job.lr, seed=job.seed,
-                 fit_params=job.fit_params, checkpoint_dir=checkpoints, checkpoint_every=job.checkpoint_every)
+                 fit_params=job.fit_params, checkpoint_dir=checkpoints, checkpoint_every=job.checkpoint_every,
+                 joint_weight=job.joint_weight)
     eval_seed = job.seed + 1_000_003  # never the fit's keys
     before, before_data = evaluate(job, summary, job.params, eval_seed)
     after, after_data = evaluate(job, summary, result.params, eval_seed)
     (out / "params.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dict(params=params_mapping(result.values)))))
     report = dict(
         fov=job.fov_name, data=str(job.data), diseases=list(diseases), n_real=len(real), steps=job.steps, batch=job.batch,
-        lr=job.lr, seed=job.seed, values=result.values, distance_before=before, distance_after=after,
+        lr=job.lr, seed=job.seed, joint_weight=job.joint_weight, values=result.values, distance_before=before, distance_after=after,
         distance_reduction=1.0 - after["total"] / max(before["total"], 1e-12), fit_seconds=result.seconds,
         step_seconds=result.step_seconds, resumed_from=result.resumed_from, final_loss=float(result.losses[-1]),
     )

@@ -47,6 +47,13 @@ def test_moment_distance_is_zero_on_itself_and_grows_with_a_shift():
     assert float(same) < 1e-6 < float(shifted)
 
 
+def test_total_distance_counts_the_joint_term_as_joint_weight_groups():
+    per_group = dict(quantiles=jnp.float32(1.0), spectrum=jnp.float32(2.0), joint=jnp.float32(6.0))
+    assert float(stats_lib.total_distance(per_group)) == 3.0  # plain mean
+    assert float(stats_lib.total_distance(per_group, joint_weight=4.0)) == (1.0 + 2.0 + 4 * 6.0) / 6
+    assert float(stats_lib.total_distance(per_group, joint_weight=0.0)) == 1.5 == float(stats_lib.group_total(per_group))
+
+
 def _correlated_statistics(rng, n: int, shift: np.ndarray | None = None) -> dict:
     """Fake per-image statistics {group: [n, k]} whose 36 features are strongly correlated."""
     widths = dict(quantiles=5, spectrum=12, local_std=6, oriented=8, vessel=2, faz=3)
