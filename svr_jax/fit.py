@@ -125,18 +125,24 @@ def to_constrained(logits: jax.Array, fit_params: Sequence[FitParam]) -> jax.Arr
     return jnp.clip(lo + (hi - lo) * jax.nn.sigmoid(logits), lo, hi)  # clip: float32 rounding at saturation
 
 
-def synthetic_statistics(params: SimParams, keys: jax.Array, cfg: SimConfig) -> dict:
-    images = jax.vmap(simulate, in_axes=(0, None, None))(keys, params, cfg).image
+def population_images(keys: jax.Array, params: SimParams, cfg: SimConfig, variability: float = 0.0) -> jax.Array:
+    """[B] keys -> [B, H, W]: one image per key, each simulated with its own parameters drawn around
+    ``params`` at ``variability`` (``svr_jax.variability``; 0: ``params`` itself)."""
+    return jax.vmap(lambda key: simulate(key, per_sample_params(key, params, variability), cfg).image)(keys)
+
+
+def synthetic_statistics(params: SimParams, keys: jax.Array, cfg: SimConfig, variability: float = 0.0) -> dict:
+    images = population_images(keys, params, cfg, variability)
     return stats_lib.batch_statistics(images, pixel_um=cfg.field.pixel_um)
 
 
 def make_loss(cfg: SimConfig, base: SimParams, fit_params: Sequence[FitParam], real: dict, *,
-              joint_weight: float = 1.0) -> Callable:
+              joint_weight: float = 1.0, variability: float = 0.0) -> Callable:
     """loss(logits [P], keys [B]) -> (total distance, per-group distances)."""
 
     def loss(logits, keys):
         params = insert(base, fit_params, to_constrained(logits, fit_params))
-        per_group = stats_lib.moment_distance(synthetic_statistics(params, keys, cfg), real)
+        per_group = stats_lib.moment_distance(synthetic_statistics(params, keys, cfg, variability), real)
         return stats_lib.total_distance(per_group, joint_weight=joint_weight), per_group
 
     return loss
@@ -157,7 +163,7 @@ class FitResult:
     resumed_from: int  # step restored from a checkpoint (0: fresh start)
 
 
-def _fingerprint(cfg, base, fit_params, real, seed, batch, lr, steps, joint_weight) -> dict:
+def _fingerprint(cfg, base, fit_params, real, seed, batch, lr, steps, joint_weight, variability) -> dict:
     real_digest = float(sum(float(jnp.sum(v["mean"])) for v in real.values()))
     return dict(
         sim=dataclasses.asdict(cfg),
@@ -169,6 +175,7 @@ def _fingerprint(cfg, base, fit_params, real, seed, batch, lr, steps, joint_weig
         lr=lr,
         steps=steps,
         joint_weight=joint_weight,
+        variability=variability,
     )
 
 
@@ -187,11 +194,15 @@ def fit(
     progress: bool = True,
     callback: Callable[[int, float], None] | None = None,
     joint_weight: float = 1.0,
+    variability: float = 0.0,
 ) -> FitResult:
     """Adam on the bounded logits of ``fit_params``; resumes from ``checkpoint_dir`` when it holds a
     checkpoint of the same fit (same config, data, seed, batch, lr, steps, start point), else raises.
     ``callback(steps_done, loss)`` runs after each step (and after its checkpoint, if any).
-    ``joint_weight``: how many groups the whitened ``joint`` term counts as in the loss (when present)."""
+    ``joint_weight``: how many groups the whitened ``joint`` term counts as in the loss (when present).
+    ``variability``: each synthetic image of a step gets its own parameters drawn around the fitted ones
+    (``svr_jax.variability``), so the fit matches the real eyes as a population, spread included, at
+    the variability the data will be generated with."""
     import orbax.checkpoint as ocp
     from tqdm import tqdm
 
@@ -204,7 +215,7 @@ def fit(
     state = dict(logits=logits, opt=optimizer.init(logits), step=jnp.asarray(0, jnp.int32),
                  losses=jnp.full((steps,), jnp.nan, jnp.float32),
                  group_losses={g: jnp.full((steps,), jnp.nan, jnp.float32) for g in real})
-    meta = _fingerprint(cfg, base, fit_params, real, seed, batch, lr, steps, joint_weight)
+    meta = _fingerprint(cfg, base, fit_params, real, seed, batch, lr, steps, joint_weight, variability)
     manager = None
     resumed_from = 0
     if checkpoint_dir is not None:
@@ -224,7 +235,7 @@ def fit(
             state = restored["state"]
             resumed_from = int(state["step"])
 
-    loss_fn = make_loss(cfg, base, fit_params, real, joint_weight=joint_weight)
+    loss_fn = make_loss(cfg, base, fit_params, real, joint_weight=joint_weight, variability=variability)
 
     @jax.jit
     def train_step(state, keys):
@@ -276,7 +287,7 @@ def _statistics_fn(cfg: SimConfig):
 
 @functools.lru_cache(maxsize=8)
 def _images_fn(cfg: SimConfig, variability: float):
-    return jax.jit(jax.vmap(lambda key, p: simulate(key, per_sample_params(key, p, variability), cfg).image, in_axes=(0, None)))
+    return jax.jit(functools.partial(population_images, cfg=cfg, variability=variability))
 
 
 def real_summary(images: np.ndarray, cfg: SimConfig, *, chunk: int = 16, joint: bool = False) -> tuple[dict, dict]:

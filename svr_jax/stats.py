@@ -27,7 +27,8 @@ the squared difference of means in units of the real spread plus a smaller term 
 averaged within each group, so no group dominates by its length. ``feature_vector`` is the fixed,
 hand-crafted feature set of the realism benchmark's classifier two-sample test. A real summary made with
 ``summarize(..., joint=True)`` adds the group ``joint``: the feature vector's mean difference whitened by
-the real eyes' (shrunk) feature correlation, i.e. the squared Mahalanobis distance per feature. Per-feature
+the real eyes' (shrunk) feature correlation, i.e. the squared Mahalanobis distance per feature (an
+unbiased estimate from the batch: the sampling variance of the batch mean is taken off). Per-feature
 moments can all match while the features co-vary differently; a linear classifier finds exactly that.
 """
 
@@ -230,9 +231,15 @@ def moment_distance(synthetic: dict[str, jax.Array], real: dict[str, dict], *, s
         # The classifier two-sample test separates real from synthetic along any direction of the
         # feature space, mostly along low-variance ones (correlated features); per-feature moments miss
         # those. Whitened by the real correlation: the squared Mahalanobis distance of the means, per feature.
+        # Unbiased in the batch: the squared mean of B whitened samples overshoots the squared distance
+        # of the means by their variance / B, and its gradient would shrink the synthetic spread (at
+        # B = 16 that bias is ~0.035 for the 3 mm preset, a third of the distance it had left).
         target = real["joint"]
-        delta = (jnp.mean(feature_vector(synthetic), 0) - target["mean"]) / spread_scale(target)
-        out["joint"] = jnp.mean((target["whitener"] @ delta) ** 2)
+        features = feature_vector(synthetic)
+        whitened = ((features - target["mean"]) / spread_scale(target)) @ target["whitener"].T
+        batch = whitened.shape[0]
+        sampling = jnp.var(whitened, 0, ddof=1) / batch if batch > 1 else 0.0
+        out["joint"] = jnp.mean(jnp.mean(whitened, 0) ** 2 - sampling)
     for group, values in synthetic.items():
         target = real[group]
         scale = spread_scale(target)

@@ -41,6 +41,7 @@ class FitSchema:
     from_defaults: bool = False
     joint: bool = True
     joint_weight: float = 1.0
+    variability: float = 0.0
     fov: FovSchema = dataclasses.field(default_factory=FovSchema)
     params: Any = dataclasses.field(default_factory=ParamsOverride)
 
@@ -68,6 +69,7 @@ class FitJob:
     write_preset: bool
     joint: bool  # add the covariance-aware (whitened) distance of the feature vector to the loss
     joint_weight: float  # ... counted as this many statistic groups
+    variability: float  # per-sample parameter spread of the synthetic images (fit and evaluation)
 
 
 def parse(cfg) -> FitJob:
@@ -80,6 +82,8 @@ def parse(cfg) -> FitJob:
         raise ValueError(f"lr must be > 0, got {cfg.lr}")
     if not cfg.joint_weight >= 0:
         raise ValueError(f"joint_weight must be >= 0, got {cfg.joint_weight}")
+    if not cfg.variability >= 0:
+        raise ValueError(f"variability must be >= 0, got {cfg.variability}")
     data = Path(cfg.data)
     fov_params = {} if cfg.from_defaults else overrides_dict(cfg.fov.params)
     sim, params = sim_and_params(cfg.fov.name, None, None, fov_params, overrides_dict(cfg.params))
@@ -99,7 +103,7 @@ def parse(cfg) -> FitJob:
         limit=None if cfg.limit is None else int(cfg.limit), steps=int(cfg.steps), batch=int(cfg.batch),
         lr=float(cfg.lr), seed=int(cfg.seed), fit_params=tuple(fit_params), eval_n=int(cfg.eval_n), out=out,
         resume=bool(cfg.resume), checkpoint_every=int(cfg.checkpoint_every), write_preset=bool(cfg.write_preset),
-        joint=bool(cfg.joint), joint_weight=float(cfg.joint_weight),
+        joint=bool(cfg.joint), joint_weight=float(cfg.joint_weight), variability=float(cfg.variability),
     )
 
 
@@ -137,7 +141,7 @@ def evaluate(job: FitJob, real_summary: dict, params: config_lib.SimParams, seed
     from ..fit import real_summary as summarize_images
     from ..fit import simulate_images
 
-    images = simulate_images(params, job.sim, n=job.eval_n, seed=seed)
+    images = simulate_images(params, job.sim, n=job.eval_n, seed=seed, variability=job.variability)
     per_image, _ = summarize_images(images, job.sim)
     distances = stats_lib.moment_distance({g: jnp.asarray(v) for g, v in per_image.items()}, real_summary)
     out = {g: float(v) for g, v in distances.items()}
@@ -222,14 +226,14 @@ def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
         shutil.rmtree(checkpoints)
     result = fit(job.sim, job.params, summary, steps=job.steps, batch=job.batch, lr=job.lr, seed=job.seed,
                  fit_params=job.fit_params, checkpoint_dir=checkpoints, checkpoint_every=job.checkpoint_every,
-                 joint_weight=job.joint_weight)
+                 joint_weight=job.joint_weight, variability=job.variability)
     eval_seed = job.seed + 1_000_003  # never the fit's keys
     before, before_data = evaluate(job, summary, job.params, eval_seed)
     after, after_data = evaluate(job, summary, result.params, eval_seed)
     (out / "params.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dict(params=params_mapping(result.values)))))
     report = dict(
         fov=job.fov_name, data=str(job.data), diseases=list(diseases), n_real=len(real), steps=job.steps, batch=job.batch,
-        lr=job.lr, seed=job.seed, joint_weight=job.joint_weight, values=result.values, distance_before=before, distance_after=after,
+        lr=job.lr, seed=job.seed, joint_weight=job.joint_weight, variability=job.variability, values=result.values, distance_before=before, distance_after=after,
         distance_reduction=1.0 - after["total"] / max(before["total"], 1e-12), fit_seconds=result.seconds,
         step_seconds=result.step_seconds, resumed_from=result.resumed_from, final_loss=float(result.losses[-1]),
     )

@@ -84,8 +84,10 @@ def test_joint_distance_is_the_shrunk_mahalanobis_distance_and_sees_correlated_s
     for name, shift in (("across", across), ("along", along)):
         synthetic = _correlated_statistics(np.random.default_rng(1), 400, shift)
         got = stats_lib.moment_distance(synthetic, real)
-        delta = (np.asarray(stats_lib.feature_vector(synthetic)).mean(0) - features.mean(0)) / scale
-        expected = delta @ np.linalg.solve(shrunk + 1e-6 * np.eye(36), delta) / 36
+        scaled = (np.asarray(stats_lib.feature_vector(synthetic), np.float64) - features.mean(0)) / scale
+        delta, precision = scaled.mean(0), np.linalg.inv(shrunk + 1e-6 * np.eye(36))
+        # ... less the batch mean's own sampling variance (the unbiased estimate)
+        expected = (delta @ precision @ delta - np.trace(precision @ np.cov(scaled.T)) / len(scaled)) / 36
         np.testing.assert_allclose(float(got["joint"]), expected, rtol=2e-3)
         distances[name] = (float(got["joint"]), float(np.mean([got[g] for g in stats_lib.FEATURE_GROUPS])))
     # The per-feature terms rank the correlation-breaking shift below the other; the joint term ranks it
@@ -94,6 +96,29 @@ def test_joint_distance_is_the_shrunk_mahalanobis_distance_and_sees_correlated_s
     assert distances["across"][1] < distances["along"][1]
     same = stats_lib.moment_distance(real_stats, real)
     assert float(same["joint"]) < 1e-6
+
+
+def test_joint_distance_from_small_batches_is_unbiased():
+    # A fit sees 16 images a step: the squared whitened batch mean alone overshoots the distance of the
+    # means by the mean's variance (and its gradient would shrink the synthetic spread); the estimate does not.
+    real = stats_lib.summarize(_correlated_statistics(np.random.default_rng(0), 400), joint=True)
+    shift = 0.1 * np.asarray(real["joint"]["sd"])
+    population = _correlated_statistics(np.random.default_rng(2), 16 * 300, shift)
+    exact = float(stats_lib.moment_distance(population, real)["joint"])
+    batches = [{g: v[i * 16:(i + 1) * 16] for g, v in population.items()} for i in range(300)]
+    per_batch = np.array([float(stats_lib.moment_distance(b, real)["joint"]) for b in batches])
+    target = real["joint"]
+    scale, whitener = np.asarray(stats_lib.spread_scale(target)), np.asarray(target["whitener"])
+
+    def squared_whitened_mean(b):  # the uncorrected estimate
+        features = np.asarray(stats_lib.feature_vector(b), np.float64)
+        return np.mean((whitener @ ((features.mean(0) - np.asarray(target["mean"])) / scale)) ** 2)
+
+    naive = np.array([squared_whitened_mean(b) for b in batches])
+    bias = naive.mean() - exact  # the batch mean's sampling variance (whitened variance / 16)
+    assert exact > 0.02 and bias > 0.05 * exact
+    # Averaged over batches the estimate lands on the population value, the uncorrected one does not.
+    assert abs(per_batch.mean() - exact) < 0.1 * bias
 
 
 def test_reparametrisation_stays_in_bounds_and_keeps_other_fields():
@@ -153,6 +178,25 @@ def test_tiny_fit_with_the_joint_term_lowers_it():
     result = fit_lib.fit(cfg, start, real, steps=8, batch=4, lr=0.2, fit_params=chosen, progress=False)
     joint = result.group_losses["joint"]
     assert np.all(np.isfinite(joint)) and joint[-2:].mean() < 0.5 * joint[:2].mean()
+
+
+def test_population_images_draw_each_samples_parameters_like_a_loop_over_keys():
+    # The fit at variability > 0 sees the population that `simulate_images(..., variability=)` and the
+    # exporters make: each key simulated with its own parameter draw (oracle: one key at a time).
+    from svr_jax.simulate import simulate
+    from svr_jax.variability import per_sample_params
+
+    cfg = tiny_config()
+    params = svr.default_params(cfg)
+    keys = fit_lib.step_keys(3, 0, 3)
+    population = jax.jit(fit_lib.population_images, static_argnums=(2, 3))
+    one = jax.jit(lambda key, scale: simulate(key, per_sample_params(key, params, scale), cfg).image, static_argnums=1)
+    got = np.asarray(population(keys, params, cfg, 0.5))
+    for i in range(3):
+        np.testing.assert_allclose(got[i], np.asarray(one(keys[i], 0.5)), atol=1e-4)
+    fixed = np.asarray(population(keys, params, cfg, 0.0))
+    np.testing.assert_allclose(fixed[0], np.asarray(one(keys[0], 0.0)), atol=1e-4)
+    assert np.abs(fixed - got).max() > 0.05  # the draws did change the images
 
 
 def test_cli_rejects_bad_data_in_one_line(tmp_path, capsys):
