@@ -210,6 +210,8 @@ def test_cli_rejects_bad_data_in_one_line(tmp_path, capsys):
     assert "no images found" in capsys.readouterr().err
     assert main(["fit", f"data={tmp_path}", "steps=0"]) == 2
     assert "steps must be >= 1" in capsys.readouterr().err
+    assert main(["fit", f"data={tmp_path}", "variability=-0.1"]) == 2
+    assert "variability must be >= 0" in capsys.readouterr().err
 
 
 def test_write_preset_keeps_header_and_other_values(tmp_path, monkeypatch):
