@@ -4,7 +4,12 @@ Real eyes and devices differ: FAZ size, capillary density, vessel calibre, signa
 focus, motion. A preset is one point; models trained on it see every real scan as out of
 distribution (``benchmarks/sim2real.py`` measures this). ``sample_params`` draws one sample's
 parameters: each listed parameter is multiplied by a log-normal factor, exp(scale * sd * z) (signed ones
-get scale * sd * z added instead), and fractions are clipped to their valid range. Pure and key-first, vmap over keys.
+get scale * sd * z added instead; dimming fractions have their undimmed part 1 - value scaled), and
+fractions are clipped to their valid range. Pure and key-first, vmap over keys.
+
+The sds were set so that, at the scale the presets are fitted at (0.3), each statistic of the fitted
+presets spreads about as much across synthetic eyes as across real normal ones; the FAZ's size and
+floor darkness got wider spreads when their ratios measured 0.66 and 0.54 (``benchmarks/realism.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from .config import SimParams
 
 # (group, parameter, sd of its log across eyes and acquisitions at scale 1).
 SPREADS: tuple[tuple[str, str, float], ...] = (
-    ("vessels", "faz_area_mm2", 0.35),
+    ("vessels", "faz_area_mm2", 0.5),
     ("vessels", "faz_irregularity", 0.4),
     ("vessels", "root_radius_um", 0.15),
     ("vessels", "capillary_radius_um", 0.15),
@@ -36,12 +41,16 @@ SPREADS: tuple[tuple[str, str, float], ...] = (
     ("appearance", "falloff", 0.15),  # additive (see ADDITIVE): it is signed and may be 0
     ("appearance", "illumination_sd", 0.5),
     ("appearance", "parafovea_dim", 0.25),
+    ("appearance", "foveal_background_dim", 1.0),  # complement (see COMPLEMENTS): a fraction near 1
     ("appearance", "parafovea_mm", 0.3),
     ("appearance", "line_artifact_rate", 0.8),
     ("appearance", "line_artifact_strength", 0.4),
 )
 FRACTIONS = {"capillary_presence", "deep_presence"}  # probabilities: kept in (0, 1]
 ADDITIVE = {"falloff"}  # spread as value + scale * sd * z instead of a log-normal factor
+# Dimming fractions in [0, 1]: the part left undimmed, 1 - value, takes the log-normal factor and is
+# clipped to [0, 1] (a log-normal factor on the dim itself would push dims near 1 past full darkness).
+COMPLEMENTS = {"foveal_background_dim"}
 
 
 def sample_params(key: jax.Array, params: SimParams, scale: float | jax.Array = 1.0) -> SimParams:
@@ -51,6 +60,8 @@ def sample_params(key: jax.Array, params: SimParams, scale: float | jax.Array = 
     for i, (group, name, sd) in enumerate(SPREADS):
         if name in ADDITIVE:
             value = groups[group][name] + scale * sd * z[i]
+        elif name in COMPLEMENTS:
+            value = 1.0 - jnp.clip((1.0 - groups[group][name]) * jnp.exp(scale * sd * z[i]), 0.0, 1.0)
         else:
             value = groups[group][name] * jnp.exp(scale * sd * z[i])
         groups[group][name] = jnp.clip(value, 0.05, 1.0) if name in FRACTIONS else value

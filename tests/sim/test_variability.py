@@ -9,7 +9,7 @@ import pytest
 
 from svr_jax import config as config_lib
 from svr_jax.simulate import sample_keys, simulate
-from svr_jax.variability import ADDITIVE, SPREADS, sample_params, variability_key
+from svr_jax.variability import ADDITIVE, COMPLEMENTS, SPREADS, sample_params, variability_key
 
 
 def test_scale_zero_is_the_preset_and_draws_are_reproducible():
@@ -29,6 +29,13 @@ def test_spread_matches_the_table_and_fractions_stay_valid():
         base = float(getattr(getattr(params, group), name))
         if name in ADDITIVE:
             assert np.std(values - base) == pytest.approx(sd, rel=0.1), name
+            continue
+        if name in COMPLEMENTS:  # the undimmed part 1 - value is log-normal, clipped to [0, 1]
+            assert values.min() >= 0.0 and values.max() <= 1.0
+            log_ratio = np.log((1.0 - values) / (1.0 - base))
+            # The clip only cuts the top: the median and the lower quartile are the log-normal's.
+            assert np.median(log_ratio) == pytest.approx(0.0, abs=0.05 * sd), name
+            assert np.percentile(log_ratio, 25) == pytest.approx(-0.6745 * sd, rel=0.1), name
             continue
         assert np.all(values > 0)
         if name in ("capillary_presence", "deep_presence"):
