@@ -22,9 +22,9 @@ import jax
 from svr_jax import cli
 
 
-def run_export(out: Path, n: int, shard_size: int, batch: int, fov: str, stage: str, masks: bool) -> None:
+def run_export(out: Path, n: int, shard_size: int, batch: int, fov: str, stage: str, masks: bool, variability: float | None = None) -> None:
     args = ["export", f"n={n}", f"out={out}", f"shard_size={shard_size}", f"batch={batch}", f"fov={fov}", f"stage={stage}",
-            f"masks={str(masks).lower()}", "card=false"]
+            f"masks={str(masks).lower()}", "card=false"] + ([] if variability is None else [f"variability={variability}"])
     if cli.main(args) != 0:
         raise SystemExit("export failed")
 
@@ -39,17 +39,18 @@ def main() -> None:
     parser.add_argument("--no-masks", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="keep the export here (default: a temporary folder)")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--variability", type=float, default=None, help="per-sample parameter spread (default: svr export's)")
     args = parser.parse_args()
     if args.quick:
         args.n, args.shard_size = 128, 64
     root = Path(tempfile.mkdtemp(prefix="svr-export-bench-"))
     try:
         t0 = time.perf_counter()
-        run_export(root / "warmup", args.batch, args.batch, args.batch, args.fov, args.stage, not args.no_masks)
+        run_export(root / "warmup", args.batch, args.batch, args.batch, args.fov, args.stage, not args.no_masks, args.variability)
         compile_s = time.perf_counter() - t0
         out = args.out or root / "timed"
         t0 = time.perf_counter()
-        run_export(out, args.n, args.shard_size, args.batch, args.fov, args.stage, not args.no_masks)
+        run_export(out, args.n, args.shard_size, args.batch, args.fov, args.stage, not args.no_masks, args.variability)
         seconds = time.perf_counter() - t0
         manifest = json.loads((out / "manifest.json").read_text())
     finally:
@@ -58,6 +59,7 @@ def main() -> None:
     print(json.dumps(dict(
         pairs_per_s=round(manifest["rows"] / seconds, 2), pairs=manifest["rows"], seconds=round(seconds, 1),
         warmup_compile_s=round(compile_s, 1), batch=args.batch, fov=args.fov, stage=args.stage, masks=not args.no_masks,
+        variability=manifest.get("variability", args.variability),
         device=f"{device.platform}:{device.device_kind}", devices=jax.device_count(),
     )))
 

@@ -36,16 +36,16 @@ def main(argv=None) -> int:
     import jax
     import numpy as np
 
-    import svr_jax as svr
     from svr_jax import fit as fit_lib
+    from svr_jax.commands.generate import default_variability, preset_params
     from svr_jax.realdata import load_folder
 
-    cfg = svr.preset(args.fov)
+    cfg, params = preset_params(args.fov)  # `svr fit` starts from the preset (conf/fov/<fov>.yaml)
     batch, steps = args.batch, args.steps
     if args.quick:
         cfg = dataclasses.replace(cfg, field=dataclasses.replace(cfg.field, size_px=128, fov_mm=cfg.field.fov_mm * 128 / cfg.field.size_px))
         batch, steps = 4, 3
-    params = svr.default_params(cfg)
+    variability = default_variability()  # what `svr fit` does by default: each image draws its parameters
     if (args.real / "labels.csv").is_file() and not args.quick:
         images = load_folder(args.real, scan_mm=cfg.field.fov_mm, disease="NORMAL", size_px=cfg.field.size_px, limit=32).images
         source = str(args.real)
@@ -56,11 +56,12 @@ def main(argv=None) -> int:
     times = []
     with tempfile.TemporaryDirectory() as tmp:
         result = fit_lib.fit(cfg, params, real, steps=steps + 1, batch=batch, checkpoint_dir=Path(tmp) / "ck",
-                             checkpoint_every=10_000, progress=False, callback=lambda done, loss: times.append(time.perf_counter()))
+                             checkpoint_every=10_000, progress=False, variability=variability,
+                             callback=lambda done, loss: times.append(time.perf_counter()))
     compile_s = result.seconds - (times[-1] - times[0])
     step_s = float(np.median(np.diff(times))) if len(times) > 1 else float("nan")
     out = dict(
-        fov=args.fov, size_px=cfg.field.size_px, batch=batch, timed_steps=steps, step_seconds=step_s,
+        fov=args.fov, size_px=cfg.field.size_px, batch=batch, variability=variability, timed_steps=steps, step_seconds=step_s,
         compile_seconds=compile_s, projected_fit_minutes=(compile_s + args.project_steps * step_s) / 60.0,
         project_steps=args.project_steps, real=source, backend=jax.default_backend(), cpu_count=os.cpu_count(),
         load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,

@@ -1,8 +1,9 @@
 """Realism of the simulator against real OCTA: classifier two-sample tests and statistic distances.
 
 For each field of view, real normal eyes (labels.csv) are compared with as many synthetic images from
-(a) the library defaults ("default") and (b) the fitted preset in ``conf/fov/<fov>.yaml`` ("fitted").
-Synthetic images use seeds that no fit uses.
+(a) the library defaults ("default") and (b) the fitted preset in ``conf/fov/<fov>.yaml`` ("fitted"),
+each sample's parameters drawn around them at ``--variability`` (default: that of `svr generate`/`svr
+export`, ``conf/generate.yaml``: what users get). Synthetic images use seeds that no fit uses.
 
 * C2ST, feature classifier: L2-regularised logistic regression on the fixed 36-feature set of
   ``svr_jax.stats.feature_vector`` (intensity quantiles, radial power spectrum bands, multi-scale local
@@ -117,7 +118,7 @@ def cnn_c2st(images: np.ndarray, labels: np.ndarray, *, k: int = 3, epochs: int 
     return float(correct / len(labels))
 
 
-def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epochs: int, seed: int) -> dict:
+def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epochs: int, seed: int, variability: float) -> dict:
     import jax.numpy as jnp
 
     from svr_jax import config as config_lib
@@ -132,10 +133,10 @@ def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epoc
     n = len(real)
     real_stats, summary = real_summary(real.images, cfg, joint=True)
     real_features = np.asarray(stats_lib.feature_vector(real_stats))
-    out = dict(fov=fov, n_real=n, n_synthetic=n)
+    out = dict(fov=fov, n_real=n, n_synthetic=n, variability=variability)
     for name, params in (("default", defaults), ("fitted", fitted)):
         t0 = time.perf_counter()
-        images = simulate_images(params, cfg, n=n, seed=seed + 2_000_003)
+        images = simulate_images(params, cfg, n=n, seed=seed + 2_000_003, variability=variability)
         syn_stats, _ = real_summary(images, cfg)
         distances = stats_lib.moment_distance({g: jnp.asarray(v) for g, v in syn_stats.items()}, summary)
         features = np.concatenate([real_features, np.asarray(stats_lib.feature_vector(syn_stats))])
@@ -192,6 +193,8 @@ def main(argv=None) -> int:
     parser.add_argument("--no-cnn", action="store_true")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variability", type=float, default=None,
+                        help="per-sample parameter spread of the synthetic images (default: generate/export's, conf/generate.yaml)")
     args = parser.parse_args(argv)
     if not args.real.is_dir():
         print(f"realism: error: real data folder {str(args.real)!r} does not exist (--real DIR or $SVR_OCTA500)", file=sys.stderr)
@@ -202,10 +205,13 @@ def main(argv=None) -> int:
     if cache:  # persistent XLA cache, as `svr generate` uses
         jax.config.update("jax_compilation_cache_dir", cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    from svr_jax.commands.generate import default_variability
+
+    variability = default_variability() if args.variability is None else args.variability
     by_fov = {}
     for fov in args.fov:
         by_fov[fov] = evaluate_fov(fov, args.real, limit=24 if args.quick else None, cnn=not (args.quick or args.no_cnn),
-                                   epochs=args.epochs, seed=args.seed)
+                                   epochs=args.epochs, seed=args.seed, variability=variability)
     first = by_fov[args.fov[0]]
     summary = dict(
         c2st=first["fitted"]["c2st_features"],
@@ -216,6 +222,7 @@ def main(argv=None) -> int:
         distance_fitted=first["fitted"]["distance_total"],
         distance_reduction=first["distance_reduction"],
         fov=args.fov[0],
+        variability=variability,
         quick=args.quick,
         by_fov=by_fov,
     )

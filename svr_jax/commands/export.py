@@ -58,7 +58,7 @@ class ExportSchema:
     size_px: Optional[int] = None
     fov_mm: Optional[float] = None
     masks: bool = True  # mask PNG columns in the shards
-    variability: float = 0.0  # per-sample parameter spread around the preset (svr_jax.variability); 0: none
+    variability: float = 0.3  # per-sample parameter spread around the preset (svr_jax.variability); 0: none
     llamafactory: bool = True  # JSONL + image folder view with dataset_info.json
     card: bool = True  # dataset card (README.md + plots) when all shards are present
     tasks: TaskMixtureSchema = dataclasses.field(default_factory=TaskMixtureSchema)

@@ -41,7 +41,7 @@ class FitSchema:
     from_defaults: bool = False
     joint: bool = True
     joint_weight: float = 1.0
-    variability: float = 0.0
+    variability: float = 0.3
     fov: FovSchema = dataclasses.field(default_factory=FovSchema)
     params: Any = dataclasses.field(default_factory=ParamsOverride)
 

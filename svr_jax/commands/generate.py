@@ -52,7 +52,7 @@ class GenerateSchema:
     fov_mm: Optional[float] = None
     contact_sheet: bool = True
     masks: bool = True
-    variability: float = 0.0  # per-sample parameter spread around the preset (svr_jax.variability); 0: none
+    variability: float = 0.3  # per-sample parameter spread around the preset (svr_jax.variability); 0: none
     fov: FovSchema = dataclasses.field(default_factory=FovSchema)
     stage: StageSchema = dataclasses.field(default_factory=StageSchema)
     params: Any = dataclasses.field(default_factory=ParamsOverride)
@@ -120,6 +120,16 @@ def preset_params(fov_name: str) -> tuple[config_lib.SimConfig, config_lib.SimPa
 
     node = OmegaConf.load(conf_dir() / "fov" / f"{fov_name}.yaml")
     return sim_and_params(fov_name, None, None, overrides_dict(node.get("params") or {}), {})
+
+
+def default_variability() -> float:
+    """The per-sample parameter spread `svr generate`/`svr export` use unless told otherwise
+    (``conf/generate.yaml``): the benchmarks simulate at it too."""
+    from omegaconf import OmegaConf
+
+    from ..cli import conf_dir
+
+    return float(OmegaConf.load(conf_dir() / "generate.yaml").get("variability") or 0.0)
 
 
 def parse_variability(cfg) -> float:

@@ -44,6 +44,11 @@ def test_generate_writes_images_masks_metadata_and_sheet(tmp_path, capsys):
     assert meta["index"] == 2 and meta["seed"] == 3 and meta["laterality"] in ("OD", "OS")
     assert meta["measured"]["segments"] > 100 and 0 < meta["measured"]["image_mean"] < 1
     assert (out / "contact_sheet.png").exists()
+    # By default each sample draws its parameters around the preset, at the scale the presets are fitted
+    # at; the benchmarks read the same default.
+    from svr_jax.commands.generate import default_variability
+
+    assert json.loads((out / "generate.json").read_text())["variability"] == default_variability() == 0.3
 
 
 def test_generate_is_reproducible_per_index(tmp_path):
