@@ -127,7 +127,17 @@ def test_bad_input(tmp_path, capsys):
 
 
 def test_batch_sharded_over_two_devices(reference, tmp_path):
-    """jax.sharding over 2 (forced host) devices renders the same dataset."""
+    """jax.sharding over 2 (forced host) devices renders the same dataset: every sample from the same
+    key and parameters, the same text, masks and labels. Each device compiles its own half batch, and
+    XLA's vectorised CPU math may round the last float bits differently for another array length, so
+    measured floats may differ in the 6th digit and a rare pixel by one grey level; bytes are the same
+    for the same device layout (see the resume and shard-order tests)."""
+    import io
+
+    import numpy as np
+    import pyarrow.parquet as pq
+    from PIL import Image
+
     out = tmp_path / "two_devices"
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     code = (
@@ -135,4 +145,29 @@ def test_batch_sharded_over_two_devices(reference, tmp_path):
         f"sys.exit(cli.main({['export', f'n={N}', f'out={out}', *SMALL]!r}))"
     )
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
-    assert (out / "manifest.json").read_text() == (reference / "manifest.json").read_text()
+
+    def floats_close(a, b):
+        if isinstance(a, dict):
+            return a.keys() == b.keys() and all(floats_close(a[k], b[k]) for k in a)
+        if isinstance(a, list):
+            return len(a) == len(b) and all(floats_close(x, y) for x, y in zip(a, b))
+        if isinstance(a, float):
+            return abs(a - b) <= 1e-4 * max(1.0, abs(a))
+        return a == b
+
+    pixels = differing = 0
+    for name in shard_bytes(reference):
+        a, b = pq.read_table(out / "data" / name), pq.read_table(reference / "data" / name)
+        assert a.column_names == b.column_names
+        for column in a.column_names:
+            x, y = a[column].to_pylist(), b[column].to_pylist()
+            if column == "metadata":
+                assert all(floats_close(json.loads(u), json.loads(v)) for u, v in zip(x, y))
+            elif column == "images":
+                for u, v in zip(x, y):
+                    iu, iv = (np.asarray(Image.open(io.BytesIO(im[0]["bytes"])), np.int16) for im in (u, v))
+                    assert np.abs(iu - iv).max() <= 1
+                    pixels, differing = pixels + iu.size, differing + int(np.sum(iu != iv))
+            else:
+                assert x == y, column  # conversation, masks, stage, labels: identical
+    assert pixels > 0 and differing <= 1e-3 * pixels
