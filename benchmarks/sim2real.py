@@ -320,7 +320,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", type=Path, default=default_real_dir(), help="real data folder (labels.csv layout)")
     parser.add_argument("--fov", nargs="+", default=list(FOVS), choices=FOVS)
-    parser.add_argument("--n", type=int, default=256, help="synthetic images per field")
+    parser.add_argument("--n", type=int, default=1024, help="synthetic images per field")
     parser.add_argument("--factor", type=int, default=4,
                         help="the classifier sees images block-averaged by this factor (3 mm: 40 µm pixels): the scale of "
                              "non-perfusion and FAZ changes, coarser than the capillary texture where synthetic and real differ most")
@@ -328,10 +328,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seg-steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--folds", type=int, default=3, help="folds of the real-data reference")
-    parser.add_argument("--variability", type=float, default=0.3,
-                        help="scale of per-sample parameter spread (0: the preset alone); 0.3 gives the fitted presets the "
-                             "spread of real normal eyes' image statistics (median sd ratio 1.06 at 3 mm, 0.92 at 6 mm: "
-                             "spread_ratio of benchmarks/realism.py)")
+    parser.add_argument("--variability", type=float, default=None,
+                        help="scale of per-sample parameter spread (0: the preset alone); default: that of svr generate/export "
+                             "(conf/generate.yaml), the population the presets are fitted as (spread_ratio of benchmarks/realism.py)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "out" / "sim2real")
     parser.add_argument("--quick", action="store_true", help="128 images per field, 100 steps each")
@@ -345,7 +344,10 @@ def main(argv=None) -> int:
     import jax
 
     from svr_jax import metrics
-    from svr_jax.commands.generate import enable_compilation_cache
+    from svr_jax.commands.generate import default_variability, enable_compilation_cache
+
+    if args.variability is None:
+        args.variability = default_variability()
 
     enable_compilation_cache()
     t_start = time.perf_counter()
