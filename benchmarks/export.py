@@ -59,7 +59,7 @@ def main() -> None:
     print(json.dumps(dict(
         pairs_per_s=round(manifest["rows"] / seconds, 2), pairs=manifest["rows"], seconds=round(seconds, 1),
         warmup_compile_s=round(compile_s, 1), batch=args.batch, fov=args.fov, stage=args.stage, masks=not args.no_masks,
-        variability=manifest.get("variability", args.variability),
+        variability=manifest["variability"],
         device=f"{device.platform}:{device.device_kind}", devices=jax.device_count(),
     )))
 

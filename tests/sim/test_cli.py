@@ -49,6 +49,8 @@ def test_generate_writes_images_masks_metadata_and_sheet(tmp_path, capsys):
     from svr_jax.commands.generate import default_variability
 
     assert json.loads((out / "generate.json").read_text())["variability"] == default_variability() == 0.3
+    # export and fit set the same default in their own files (fit: the presets are fitted at it).
+    assert [cli.compose(c, [])["variability"] for c in ("export", "fit")] == [default_variability()] * 2
 
 
 def test_generate_is_reproducible_per_index(tmp_path):
