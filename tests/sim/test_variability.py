@@ -66,6 +66,6 @@ def test_illumination_field_varies_the_signal_slowly():
     a, b = (np.asarray(jax.jit(simulate, static_argnums=2)(key, p, cfg).image) for p in (flat, strong))
     blocks = lambda im: im.reshape(4, 24, 4, 24).mean((1, 3))  # 0.375 mm blocks
     assert np.std(np.log(blocks(b) / blocks(a))) > 0.1  # a gain field across the field ...
-    grad = jax.grad(lambda s: jnp.mean(simulate(key, dataclasses.replace(params, appearance=dataclasses.replace(
-        params.appearance, illumination_sd=s)), cfg).image ** 2))(0.2)
+    grad = jax.jit(jax.grad(lambda s: jnp.mean(simulate(key, dataclasses.replace(params, appearance=dataclasses.replace(
+        params.appearance, illumination_sd=s)), cfg).image ** 2)))(0.2)
     assert np.isfinite(grad) and grad != 0  # ... differentiable in its strength
