@@ -32,6 +32,10 @@ def main(argv=None) -> int:
     parser.add_argument("--real", type=Path, default=Path(os.environ.get("SVR_OCTA500", REPO.parent / "shared" / "data" / "octa500")))
     parser.add_argument("--quick", action="store_true", help="batch 4, 128 px field, 3 timed steps")
     args = parser.parse_args(argv)
+    if argv is None:  # as `svr fit` runs: huge-page malloc (svr_jax/runtime.py)
+        from svr_jax.runtime import reexec_with_hugepage_malloc
+
+        reexec_with_hugepage_malloc(sys.argv)
 
     import jax
     import numpy as np

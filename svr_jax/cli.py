@@ -91,6 +91,10 @@ def run_multirun(command: str, overrides: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # run as a program (not called from Python): huge-page malloc for XLA's buffers
+        from .runtime import reexec_with_hugepage_malloc
+
+        reexec_with_hugepage_malloc(["-m", "svr_jax.cli", *sys.argv[1:]])
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage(), file=sys.stderr if not argv else sys.stdout)

@@ -1,5 +1,8 @@
 """`svr generate`: config composition, outputs, and one-line errors with no partial output."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +115,19 @@ def test_unwritable_output_dir(tmp_path, capsys):
 def test_unknown_command(capsys):
     assert cli.main(["nope"]) == 2
     assert "unknown command 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc tunable")
+def test_program_reexecutes_once_with_hugepage_malloc():
+    """`svr` (run as a program) restarts itself with glibc's huge-page malloc setting, exactly once,
+    keeping other tunables and the arguments; called from Python (the tests) it never re-executes."""
+    from svr_jax.runtime import HUGEPAGE_MALLOC
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "SVR_NO_REEXEC")}
+    env["GLIBC_TUNABLES"] = "glibc.malloc.check=0"
+    probe = ("import os, sys; from svr_jax.runtime import reexec_with_hugepage_malloc as r; print('run', sys.argv[1:]); "
+             "r(['-c', 'import os, sys; print(os.environ[\"GLIBC_TUNABLES\"], sys.argv[1:])', 'x=1'])")
+    out = subprocess.run([sys.executable, "-c", probe, "a"], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["run ['a']", f"glibc.malloc.check=0:{HUGEPAGE_MALLOC} ['x=1']"]
+    usage = subprocess.run([sys.executable, "-m", "svr_jax.cli", "--help"], env=env, capture_output=True, text=True, check=True)
+    assert usage.stdout.startswith("usage: svr")
