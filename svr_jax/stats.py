@@ -83,9 +83,10 @@ class _Blurrer:
         p = self.pad
         return out[p : p + self.height, p : p + self.width]
 
-    def of(self, image: jax.Array, sigma_px: float) -> jax.Array:
-        """Blur another image of the same size (e.g. the squared image)."""
-        return self(sigma_px, spectrum=jnp.fft.rfft2(jnp.pad(image, self.pad, mode="reflect")))
+    def spectrum_of(self, image: jax.Array) -> jax.Array:
+        """The padded spectrum of another image of the same size (e.g. the squared image), to blur with
+        ``self(sigma, spectrum=...)`` at several scales from one FFT."""
+        return jnp.fft.rfft2(jnp.pad(image, self.pad, mode="reflect"))
 
 
 def _spectrum_masks(size_px: int, pixel_um: float) -> tuple[np.ndarray, np.ndarray]:
@@ -133,9 +134,10 @@ def image_statistics(image: jax.Array, *, pixel_um: float) -> dict[str, jax.Arra
 
     # Local mean / variance at several scales.
     local = []
+    squared = blur.spectrum_of(image**2)
     for scale_um in LOCAL_SCALES_UM:
         mean = blur(scale_um * to_px)
-        var = blur.of(image**2, scale_um * to_px) - mean**2
+        var = blur(scale_um * to_px, spectrum=squared) - mean**2
         sd = jnp.sqrt(jax.nn.relu(var) + 1e-6)
         local += [jnp.mean(sd), jnp.std(sd)]
     stats["local_std"] = jnp.stack(local)
