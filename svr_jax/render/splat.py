@@ -11,6 +11,10 @@ The windows are added into the canvas with XLA scatters whose update *windows* a
 faster than a scalar scatter-add. One scatter per soft channel (a trailing channel axis in the window
 doubles the cost), and one int32 scatter for all hard channels, packed as bit fields. The canvas is padded by K on every side so that windows of segments
 at or beyond the border need no bounds checks; the padding is cropped off.
+
+The soft output's gradient is a custom VJP: the scatter's transpose is one window gather, and the
+profile's pullback is analytic (``profile.window_profile_vjp``), in one pass over the windows; tests
+check it against autodiff of the dense oracle. Reverse mode only (``jax.grad``/``vjp``; no ``jvp``).
 """
 
 from __future__ import annotations
