@@ -45,21 +45,22 @@ def window_size(max_span_px: float, max_radius_px: float, antialias_px: float) -
 
 
 def _window_pixels(start_px, end_px, radius_px, k, height, width, antialias_px):
-    """Corner [N, 2] (int) of each segment's window and its pixel centres px [N, 1, K], py [N, K, 1]."""
+    """Origin (y, x) [N, 2] (int) of each segment's window on the canvas padded by k, and the window's
+    pixel centres px [N, 1, K], py [N, K, 1]."""
     lo = jnp.minimum(start_px, end_px) - support_px(jnp.maximum(radius_px, 0.5), antialias_px)[:, None]
     corner = jnp.ceil(lo - 0.5).astype(jnp.int32)  # first pixel whose centre may be in the support
     corner = jnp.clip(corner, -k, jnp.array([width, height]))  # far-away segments land in the padding
     offsets = jnp.arange(k, dtype=jnp.float32)
     px = (corner[:, 0, None] + offsets + 0.5)[:, None, :]
     py = (corner[:, 1, None] + offsets + 0.5)[:, :, None]
-    return corner, px, py
+    return corner[:, ::-1] + k, px, py
 
 
 def _profiles(start_px, end_px, radius_px, k, height, width, antialias_px):
-    corner, px, py = _window_pixels(start_px, end_px, radius_px, k, height, width, antialias_px)
+    yx, px, py = _window_pixels(start_px, end_px, radius_px, k, height, width, antialias_px)
     col = lambda a: a[:, None, None]  # noqa: E731
     args = (px, py, col(start_px[:, 0]), col(start_px[:, 1]), col(end_px[:, 0]), col(end_px[:, 1]), col(radius_px), antialias_px)
-    return corner[:, ::-1] + k, args  # window origins (y, x) on the canvas padded by k
+    return yx, args
 
 
 def _scatter(values, yx, k, height, width, dtype):
@@ -88,10 +89,10 @@ def _splat_soft_bwd(k, height, width, antialias_px, residuals, cotangent):
     # The transpose of a window scatter is a window gather; the profile's pullback is analytic
     # (profile.window_profile_vjp): XLA's autodiff of the two took ~7x the forward time on a CPU.
     start_px, end_px, radius_px, soft_weight = residuals
-    corner, px, py = _window_pixels(start_px, end_px, radius_px, k, height, width, antialias_px)
+    yx, px, py = _window_pixels(start_px, end_px, radius_px, k, height, width, antialias_px)
     padded = jnp.pad(cotangent, ((k, k), (k, k), (0, 0)))
     windows = lax.gather(
-        padded, corner[:, ::-1] + k, _WINDOW_GATHER, slice_sizes=(k, k, cotangent.shape[-1]), indices_are_sorted=False,
+        padded, yx, _WINDOW_GATHER, slice_sizes=(k, k, cotangent.shape[-1]), indices_are_sorted=False,
         mode=lax.GatherScatterMode.PROMISE_IN_BOUNDS,
     )  # [N, K, K, C]
     g_x0, g_y0, g_x1, g_y1, g_radius, g_weight = window_profile_vjp(
