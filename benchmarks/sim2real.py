@@ -8,7 +8,8 @@
 1. DR vs normal. Per field of view (3 mm, 6 mm), ``--n`` synthetic images (half normal, half DR spread
    over mild .. PDR, early stages weighted up; per-sample parameters spread by ``svr_jax.variability``) train a compact CNN
    (``svr_jax.nets``, acquisition augmentations, per-image normalisation, 4x block-averaged input) and, for comparison, logistic regression on the fixed statistics of
-   ``svr_jax.stats.feature_vector``. Both are scored on the real DR and NORMAL eyes of ``labels.csv``:
+   ``svr_jax.stats.feature_vector``. Both are scored on the real DR and NORMAL eyes of ``labels.csv``
+   (the CNN by its mean logit over the 8 flips and quarter turns of an image):
    balanced accuracy (threshold 0.5, fixed in advance), AUC, confusion matrix; per field and pooled.
    No real image or label enters training. For reference, the same models are cross-validated on the
    real eyes themselves (stratified folds).
@@ -155,13 +156,21 @@ def train_classifier(key, images: np.ndarray, labels: np.ndarray, *, steps: int,
 def _classifier_apply():
     import jax
 
+    import jax.numpy as jnp
+
     from svr_jax import nets
 
-    return jax.jit(lambda p, x: nets.classifier_logits(p, jax.vmap(nets.normalise)(x)[..., None]))
+    def logits(p, x):  # [B, h, w]: the mean over the 8 orientations the training augmentation draws from
+        x = jax.vmap(nets.normalise)(x)[..., None]
+        views = [jnp.rot90(v, k, axes=(1, 2)) for v in (x, x[:, :, ::-1]) for k in range(4)]
+        return jnp.mean(jnp.stack([nets.classifier_logits(p, v) for v in views]), 0)
+
+    return jax.jit(logits)
 
 
 def classifier_scores(params, images: np.ndarray) -> np.ndarray:
-    """Logits of [N, h, w] images."""
+    """Logits of [N, h, w] images, averaged over flips and quarter turns (test-time augmentation: laterality
+    and scan direction are not cues, and the mean is steadier than any one view)."""
     apply = _classifier_apply()
     return in_chunks(lambda x: apply(params, x), images, 32)
 
