@@ -218,10 +218,16 @@ def lesion_metadata(lesions_np: dict) -> dict:
     )
 
 
+def float32_value(value) -> float:
+    """A device float32 as the shortest decimal that reads back as the same float32 (0.1, not
+    0.10000000149011612): what the simulator computed, without digits it never had."""
+    return float(str(np.float32(value)))
+
+
 def sample_metadata(job: GenerateJob, index: int, sample_np: dict) -> dict:
-    stats = {k: float(v) for k, v in sample_np["stats"].items()}
-    stats["segments"] = int(stats["segments"])
-    stats.update({k: float(v) for k, v in sample_np["lesions"]["measures"].items()})
+    stats = {k: float32_value(v) for k, v in sample_np["stats"].items()}
+    stats["segments"] = int(sample_np["stats"]["segments"])
+    stats.update({k: float32_value(v) for k, v in sample_np["lesions"]["measures"].items()})
     return dict(
         index=index,
         seed=job.seed,
@@ -231,7 +237,7 @@ def sample_metadata(job: GenerateJob, index: int, sample_np: dict) -> dict:
         size_px=job.sim.field.size_px,
         pixel_um=job.sim.field.pixel_um,
         laterality="OD" if sample_np["nasal_sign"] > 0 else "OS",
-        faz_center_mm=[float(x) for x in sample_np["faz_center_mm"]],
+        faz_center_mm=[float32_value(x) for x in sample_np["faz_center_mm"]],
         measured=stats,
         **lesion_metadata(sample_np["lesions"]),
         params=config_lib.params_to_dict(job.params),

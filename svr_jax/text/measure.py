@@ -297,14 +297,6 @@ def measure_sample(sample_np, cfg: SimConfig) -> Measured:
     )
 
 
-def measure_batch(batch_np, cfg: SimConfig) -> list[Measured]:
-    """``Measured`` of every sample of a batched host-side ``Sample``."""
-    import jax
-
-    n = int(np.asarray(batch_np.image).shape[0])
-    return [measure_sample(jax.tree.map(lambda a, i=i: a[i], batch_np), cfg) for i in range(n)]
-
-
 def to_dict(m: Measured) -> dict:
     """JSON-ready form of ``m`` (the export stores it in a record's metadata as ``measured``)."""
     return dataclasses.asdict(m)
