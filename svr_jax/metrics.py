@@ -58,6 +58,20 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return 0.5 * (tp / (tp + fn) + tn / (tn + fp))
 
 
+def balanced_threshold(y_true: np.ndarray, score: np.ndarray) -> float:
+    """The score threshold (predict 1 where score > it) with the highest balanced accuracy on these labels:
+    an operating point chosen on held-out data of the training distribution. Every cut between two
+    distinct scores is tried; where several tie, the median of them."""
+    t = np.asarray(y_true).astype(bool)
+    if t.all() or not t.any():
+        raise ValueError("a threshold needs both classes in y_true")
+    values = np.unique(np.asarray(score, np.float64))
+    cuts = np.concatenate([[values[0] - 1.0], 0.5 * (values[1:] + values[:-1]), [values[-1] + 1.0]])
+    above = np.asarray(score, np.float64)[None, :] > cuts[:, None]  # [cuts, samples]
+    accuracy = 0.5 * (above[:, t].mean(1) + (~above[:, ~t]).mean(1))
+    return float(np.median(cuts[accuracy >= accuracy.max() - 1e-12]))
+
+
 def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve: the probability that a random positive scores above a random negative
     (ties count one half), from the Mann-Whitney rank sum."""

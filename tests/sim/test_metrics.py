@@ -15,6 +15,23 @@ def test_confusion_and_balanced_accuracy():
         metrics.balanced_accuracy(np.zeros(3), np.zeros(3))
 
 
+def test_balanced_threshold_by_hand_and_against_a_grid():
+    y = np.array([0, 0, 0, 0, 1, 1, 1])
+    score = np.array([0.0, 1.0, 2.0, 5.0, 3.0, 4.0, 6.0])
+    # Cut at 2.5: all 3 positives and 3 of 4 negatives right (0.875); at 5.5: 1/3 and 4/4 (0.667).
+    assert metrics.balanced_threshold(y, score) == pytest.approx(2.5)
+    # Two cuts tie at 0.75 (0.5: sensitivity 1, specificity 1/2; 3.5: 1/2 and 1): their median.
+    assert metrics.balanced_threshold(np.array([0, 0, 1, 1]), np.array([0.0, 3.0, 1.0, 4.0])) == pytest.approx(2.0)
+    rng = np.random.default_rng(0)
+    y = rng.random(200) < 0.3
+    score = rng.normal(size=200) + 1.2 * y
+    best = metrics.balanced_accuracy(y, score > metrics.balanced_threshold(y, score))
+    grid = max(metrics.balanced_accuracy(y, score > t) for t in np.linspace(-4, 5, 4001))
+    assert best == pytest.approx(grid) and best > metrics.balanced_accuracy(y, score > 10.0)
+    with pytest.raises(ValueError):
+        metrics.balanced_threshold(np.ones(3), np.arange(3.0))
+
+
 def test_auc_with_ties():
     y = np.array([0, 0, 1, 1])
     assert metrics.roc_auc(y, np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)  # 3 of 4 pairs ordered
