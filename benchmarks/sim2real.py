@@ -156,7 +156,6 @@ def train_classifier(key, images: np.ndarray, labels: np.ndarray, *, steps: int,
 @functools.lru_cache(maxsize=None)
 def _classifier_apply():
     import jax
-
     import jax.numpy as jnp
 
     from svr_jax import nets
