@@ -9,11 +9,11 @@
    over mild .. PDR, early stages weighted up; per-sample parameters spread by ``svr_jax.variability``) train a compact CNN
    (``svr_jax.nets``, acquisition augmentations, per-image normalisation, 4x block-averaged input) and, for comparison, logistic regression on the fixed statistics of
    ``svr_jax.stats.feature_vector``. Both are scored on the real DR and NORMAL eyes of ``labels.csv``
-   (the CNN by its mean logit over the 8 flips and quarter turns of an image):
-   balanced accuracy, AUC, confusion matrix; per field and pooled. Each classifier's threshold is the one
-   with the best balanced accuracy on ``--val-n`` held-out synthetic images of the same mix (scores are
-   reported relative to it: > 0 is DR). No real image or label enters training or sets a threshold. For reference, the same models are cross-validated on the
-   real eyes themselves (stratified folds).
+   (the CNN by its mean logit over the 8 flips and quarter turns of an image): balanced accuracy, AUC,
+   confusion matrix; per field and pooled. Each classifier's threshold is the one with the best
+   balanced accuracy on ``--val-n`` held-out synthetic images of the same mix (scores are reported
+   relative to it: > 0 is DR). No real image or label enters training or sets a threshold. For
+   reference, the same models are cross-validated on the real eyes themselves (stratified folds).
 2. Vessel segmentation. A small U-Net learns the synthetic large-vessel masks (vessels of radius >= the
    simulator's large-vessel threshold, the definition that matches OCTA-500's manual "large vessel"
    labels) from synthetic images of both fields; Dice and clDice on every real eye with a mask.
