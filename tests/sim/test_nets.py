@@ -60,3 +60,15 @@ def test_classifier_and_unet_learn_a_toy_task():
     from svr_jax.metrics import dice
 
     assert dice(np.asarray(nets.unet_logits(params, images[..., None])) > 0, np.asarray(mask) > 0) > 0.8
+
+
+def test_shading_is_a_smooth_bounded_gain_field():
+    spreads = []
+    for seed in range(16):
+        log_gain = np.log(np.asarray(nets.shading(jax.random.key(seed), (64, 48), max_log_gain=0.2)))
+        assert log_gain.shape == (64, 48)
+        assert log_gain.std() <= 0.2 + 1e-4  # unit-std field times an amplitude <= 0.2
+        # smooth: neighbouring pixels differ by a small fraction of the field's spread
+        assert np.abs(np.diff(log_gain, axis=0)).mean() < 0.2 * log_gain.std() + 1e-6
+        spreads.append(log_gain.std())
+    assert np.max(spreads) > 0.1 and np.min(spreads) < np.max(spreads) / 2  # the amplitude varies per draw
