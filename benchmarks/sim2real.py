@@ -12,8 +12,9 @@
    (the CNN by its mean logit over the 8 flips and quarter turns of an image): balanced accuracy, AUC,
    confusion matrix; per field and pooled. Each classifier's threshold is the one that best separates
    mild DR from normal (balanced accuracy) on ``--val-n`` held-out synthetic images of the same mix
-   (scores are reported relative to it: > 0 is DR). No real image or label enters training or sets a threshold. For
-   reference, the same models are cross-validated on the real eyes themselves (stratified folds).
+   (scores are reported relative to it: > 0 is DR). No real image or label enters training or sets a
+   threshold. For reference, the same models are cross-validated on the real eyes themselves
+   (stratified folds).
 2. Vessel segmentation. A small U-Net learns the synthetic large-vessel masks (vessels of radius >= the
    simulator's large-vessel threshold, the definition that matches OCTA-500's manual "large vessel"
    labels) from synthetic images of both fields; Dice and clDice on every real eye with a mask.

@@ -4,8 +4,9 @@ Trained on synthetic images only and scored on real scans by ``benchmarks/sim2re
 pytrees of arrays; functions are pure and key-first; callers jit. Images are NHWC float32.
 
 ``augment`` models acquisition variability between devices and sessions (gain, gamma, blur from
-defocus or motion, speckle and shot noise, uneven signal across the field, orientation); ``normalise`` maps every image, real or
-synthetic, by its own percentiles, so no statistic of the real set ever enters training.
+defocus or motion, speckle and shot noise, uneven signal across the field, orientation); ``normalise``
+maps every image, real or synthetic, by its own percentiles, so no statistic of the real set ever enters
+training.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ def shading(key: jax.Array, shape: tuple[int, int], max_log_gain: float = 0.2, g
 
     Real en-face scans are unevenly bright across the field (media opacity, pupil vignetting, defocus
     and projection artefacts vary from place to place); a classifier that never saw this reads a darker
-    region as capillary dropout. 0.2 in log: stronger fields also hide dropout (AUC on real 3 mm eyes
-    rose, but sensitivity at the synthetic operating point fell; see the README's sim-to-real notes).
+    region as capillary dropout. 0.2 in log: at 0.4 the real eyes' scores sat lower as a whole than
+    synthetic ones (fewer real DR eyes past the synthetic operating point) and one 6 mm network failed to
+    learn; see the README's sim-to-real notes.
     """
     k_field, k_amp = jax.random.split(key)
     field = jax.image.resize(jax.random.normal(k_field, (grid, grid)), shape, "cubic")
