@@ -75,8 +75,10 @@ class VesselParams:
     root_radius_um: float = 18.0  # mean radius of a vessel entering the field
     root_radius_sd_um: float = 6.0
     murray_exponent: float = 2.7  # r_parent^k = r_1^k + r_2^k
+    branch_ratio: float = 0.75  # mean thinner/thicker child radius ratio at a bifurcation (spread +-0.25)
     branch_length_mm: float = 0.7  # generation-0 branch length
     branch_length_decay: float = 0.7  # per generation
+    side_length_exponent: float = 0.0  # a side branch's length also scales by (its radius / the trunk's) ** this
     tortuosity_rad: float = 0.3  # heading random walk, radians per sqrt(mm)
     faz_clearance_mm: float = 0.12  # a 20 µm vessel ends this far from the FAZ border
     fovea_attraction: float = 0.008  # steering gain of thin branches towards the fovea

@@ -8,7 +8,9 @@ polyline of ``steps_per_branch`` segments whose heading performs a random walk (
 mild pull towards the fovea (the oxygen demand of the parafovea) for thin branches and a push away
 from it for thick ones, which therefore arc around it as the temporal arcades do. At the end of a branch it bifurcates under Murray's law, r^k = r1^k + r2^k, with the
 bifurcation angles of minimum work (Zamir 1978): cos θ1 = (r^4 + r1^4 - r2^4) / (2 r^2 r1^2), so the
-thicker child continues nearly straight and the thinner one leaves at a wide angle. A branch stops
+thicker child continues nearly straight and the thinner one leaves at a wide angle; its radius ratio to
+the thicker is drawn around ``branch_ratio``, and its branch is shorter by that ratio to the power
+``side_length_exponent`` (0: every branch of a generation is equally long). A branch stops
 (with all it would feed) once it comes within a radius-dependent clearance of the FAZ border.
 
 Capillaries. A jittered honeycomb (a brick lattice whose rows zig-zag: each node joined to its two
@@ -36,7 +38,8 @@ from .graph import ARTERY, VEIN, SegmentGroup, VesselGraph, concatenate
 MAX_CAPILLARY_JITTER = 0.4
 MAX_CAPILLARY_WIGGLE = 0.25
 MAX_BRANCH_DECAY = 0.78
-MIN_ASYMMETRY = 0.5  # thinner/thicker child radius ratio at a bifurcation
+MIN_ASYMMETRY = 0.2  # smallest thinner/thicker child radius ratio at a bifurcation
+BRANCH_RATIO_SPREAD = 0.25  # the ratio is uniform within this of its mean, ``branch_ratio``
 WARP_MODES = 2
 WARP_WAVELENGTH = 6.0  # spacings
 WARP_AMPLITUDE = 0.3  # spacings, per mode
@@ -111,14 +114,17 @@ def grow_trees(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal
     per_generation = dict(
         gen=jnp.arange(n_gen),
         noise=jax.random.normal(k_walk, (n_gen, n_steps, width)),
-        ratio=jax.random.uniform(k_ratio, (n_gen, width), minval=MIN_ASYMMETRY, maxval=1.0),
+        # (Drawn on [mean - spread, mean + spread] directly: at the default mean, 0.75, the very draws of
+        # the fixed U(0.5, 1) this replaced, so existing (config, seed, index) images are unchanged.)
+        ratio=jnp.clip(jax.random.uniform(k_ratio, (n_gen, width), minval=vp.branch_ratio - BRANCH_RATIO_SPREAD,
+                                          maxval=vp.branch_ratio + BRANCH_RATIO_SPREAD), MIN_ASYMMETRY, 1.0),
         side=jnp.where(jax.random.bernoulli(k_side, shape=(n_gen, width)), 1.0, -1.0),
     )
     slot = jnp.arange(width)
 
     def generation(state, x):
-        pos, heading, radius, kind, alive = state
-        step = length0 * decay ** x["gen"] / n_steps
+        pos, heading, radius, kind, alive, side_factor = state
+        step = length0 * decay ** x["gen"] * side_factor / n_steps
         # A vessel ends where it has come close enough to the FAZ to hand over to the capillaries:
         # thick vessels stop farther out (their branches go on), thin ones reach its border.
         stop_mm = vp.faz_clearance_mm * jnp.minimum(radius / 20.0, 1.5)
@@ -131,11 +137,11 @@ def grow_trees(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal
             direction = jnp.stack([jnp.cos(heading), jnp.sin(heading)], -1)
             # The parafovea's oxygen demand draws thin branches towards the fovea; vessels thicker than
             # ``arcade_radius_um`` are pushed away from it instead, so they arc around it (the arcades).
-            pull = vp.fovea_attraction * jnp.minimum(step / 0.05, 2.0) * (1.0 - radius / vp.arcade_radius_um)[:, None]
+            pull = (vp.fovea_attraction * jnp.minimum(step / 0.05, 2.0) * (1.0 - radius / vp.arcade_radius_um))[:, None]
             direction = direction - pull * radial
             heading = jnp.arctan2(direction[:, 1], direction[:, 0])
             heading = heading + vp.tortuosity_rad * jnp.sqrt(step) * noise
-            new_pos = pos + step * jnp.stack([jnp.cos(heading), jnp.sin(heading)], -1)
+            new_pos = pos + step[:, None] * jnp.stack([jnp.cos(heading), jnp.sin(heading)], -1)
             alive = alive & (faz.signed_depth_mm(new_pos) < -stop_mm)
             return (new_pos, heading, alive), (pos, new_pos, alive)
 
@@ -150,10 +156,16 @@ def grow_trees(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal
         r_major = r_parent / (1.0 + ratio**murray) ** (1.0 / murray)
         r_minor = ratio * r_major
         turn = jnp.where(minor, -side * _murray_angle(r_parent, r_minor, r_major), side * _murray_angle(r_parent, r_major, r_minor))
-        state = (pos[parent], heading[parent] + turn, jnp.where(minor, r_minor, r_major), kind[parent], alive[parent])
+        # A side branch is shorter than the trunk it leaves, by ratio ** side_length_exponent (<= 1, so
+        # every branch stays within its generation's window bound): a trunk runs on, thin side branches
+        # soon hand over to the capillaries. The factor accumulates down the tree.
+        shorten = jnp.where(minor, ratio ** jnp.clip(vp.side_length_exponent, 0.0, 4.0), 1.0)
+        state = (pos[parent], heading[parent] + turn, jnp.where(minor, r_minor, r_major), kind[parent], alive[parent],
+                 side_factor[parent] * shorten)
         return state, out
 
-    state0 = (pad(pos0, 0.0), pad(heading0, 0.0), pad(radius0, 1.0), pad(kind0, 0), pad(jnp.ones(g.n_roots, bool), False))
+    state0 = (pad(pos0, 0.0), pad(heading0, 0.0), pad(radius0, 1.0), pad(kind0, 0), pad(jnp.ones(g.n_roots, bool), False),
+              jnp.ones(width))
     _, out = jax.lax.scan(generation, state0, per_generation)
 
     segments, offset = [], 0

@@ -124,7 +124,7 @@ def test_joint_distance_from_small_batches_is_unbiased():
 def test_reparametrisation_stays_in_bounds_and_keeps_other_fields():
     cfg = tiny_config()
     params = svr.default_params(cfg)
-    chosen = fit_lib.DEFAULT_FIT_PARAMS
+    chosen = fit_lib.DEFAULT_FIT_PARAMS + fit_lib.EXTRA_FIT_PARAMS
     values = fit_lib.select(params, chosen)
     logits = fit_lib.to_unconstrained(values, chosen)
     span = np.asarray([p.hi - p.lo for p in chosen])
@@ -136,6 +136,7 @@ def test_reparametrisation_stays_in_bounds_and_keeps_other_fields():
     moved = fit_lib.insert(params, one, jnp.asarray([2.5]))
     assert float(moved.appearance.gain) == 2.5
     assert moved.vessels == params.vessels and float(moved.appearance.speckle) == float(params.appearance.speckle)
+    assert fit_lib.fit_param_by_path(["vessels.branch_ratio"]) == fit_lib.EXTRA_FIT_PARAMS[:1]  # on request
     with pytest.raises(ValueError, match="cannot fit"):
         fit_lib.fit_param_by_path(["appearance.nope"])
 

@@ -96,11 +96,19 @@ def test_gradients_finite_over_parameter_box(small_params, image_stat_grad, corn
         assert must in nonzero
 
 
+# The fit's bounds of the tree-shape parameters: a lopsided split keeps the trunk nearly as thick as its
+# parent, the case the windows of later generations must still hold.
+LOPSIDED = dict(branch_ratio=0.3, side_length_exponent=3.0, root_radius_um=36.0)
+
+
 @pytest.mark.parametrize("preset", ["3mm", "6mm"])
-def test_segments_fit_their_windows(preset):
+@pytest.mark.parametrize("trees", ["default", "lopsided"])
+def test_segments_fit_their_windows(preset, trees):
     """The static window bound holds for all but freak segments (which are dropped, not clipped)."""
     cfg = svr.preset(preset)
     params = svr.default_params(cfg)
+    if trees == "lopsided":
+        params = dataclasses.replace(params, vessels=dataclasses.replace(params.vessels, **LOPSIDED))
     keys = svr.sample_keys(0, jnp.arange(8))
 
     def check(key):
@@ -110,3 +118,20 @@ def test_segments_fit_their_windows(preset):
     dropped, capacity, valid = jax.jit(jax.vmap(check))(keys)
     assert int(jnp.sum(dropped)) <= 1e-4 * int(capacity[0]) * len(keys)
     assert int(jnp.min(valid)) >= 10_000  # >= 10k segments per image
+
+
+def test_side_branches_shorten_with_their_radius_ratio(small_cfg, small_params):
+    """At a split the thinner child's branch is shorter than the trunk's by (r_minor / r_major) ** exponent."""
+    exponent = 1.7
+    vessels = dataclasses.replace(small_params.vessels, branch_ratio=0.45, side_length_exponent=exponent)
+    params = dataclasses.replace(small_params, vessels=vessels)
+    graph = svr.grow(jax.random.key(3), params, small_cfg, drop_oversized=False).graph
+    g = small_cfg.growth
+    # Generation 1 starts after the roots' n_roots * steps segments; its first step holds the n_roots
+    # trunks (slots b) and then their side branches (slots n_roots + b).
+    first = g.n_roots * g.steps_per_branch
+    length = np.linalg.norm(np.asarray(graph.end_mm - graph.start_mm)[first : first + 2 * g.n_roots], axis=-1)
+    radius = np.asarray(graph.radius_um)[first : first + 2 * g.n_roots]
+    trunk, side = slice(0, g.n_roots), slice(g.n_roots, 2 * g.n_roots)
+    assert np.all(radius[side] < radius[trunk])
+    np.testing.assert_allclose(length[side] / length[trunk], (radius[side] / radius[trunk]) ** exponent, rtol=1e-4)
