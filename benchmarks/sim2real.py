@@ -406,7 +406,9 @@ def main(argv=None) -> int:
             real_cv_cnn=scores_summary(real["dr"], cv_cnn_scores), real_cv_features=scores_summary(real["dr"], cv_linear),
             synthetic_train_balanced_accuracy=round(metrics.balanced_accuracy(syn["dr"], syn_cnn > 0), 4),
             synthetic_validation_balanced_accuracy=round(metrics.balanced_accuracy(val["dr"], val_cnn > threshold["cnn"]), 4),
+            # null for a stage the validation draw lacks (possible in --quick's 64 images): valid JSON, not NaN.
             synthetic_validation_detected_by_stage=[round(float(np.mean(val_cnn[val["stage"] == k] > threshold["cnn"])), 3)
+                                                    if np.any(val["stage"] == k) else None
                                                     for k in range(len(DR_STAGE_WEIGHTS) + 1)],
             thresholds={k: round(v, 4) for k, v in threshold.items()},
             seconds=round(time.perf_counter() - t0, 1),

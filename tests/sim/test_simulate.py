@@ -125,7 +125,7 @@ def test_side_branches_shorten_with_their_radius_ratio(small_cfg, small_params):
     exponent = 1.7
     vessels = dataclasses.replace(small_params.vessels, branch_ratio=0.45, side_length_exponent=exponent)
     params = dataclasses.replace(small_params, vessels=vessels)
-    graph = svr.grow(jax.random.key(3), params, small_cfg, drop_oversized=False).graph
+    graph = jax.jit(lambda key, p: svr.grow(key, p, small_cfg, drop_oversized=False).graph)(jax.random.key(3), params)
     g = small_cfg.growth
     # Generation 1 starts after the roots' n_roots * steps segments; its first step holds the n_roots
     # trunks (slots b) and then their side branches (slots n_roots + b).
