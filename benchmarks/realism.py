@@ -15,7 +15,9 @@ export`, ``conf/generate.yaml``: what users get). Synthetic images use seeds tha
   average-pooled image, global mean+std pooling, a linear read-out; Adam, a few epochs, k-fold.
 * Statistic distances: ``svr_jax.stats.moment_distance`` per group and in total; apart, ``distance_joint``:
   the squared Mahalanobis distance of the feature means under the real (shrunk) correlation, per feature,
-  which is what the feature classifier exploits (``summarize(..., joint=True)``).
+  which is what the feature classifier exploits (``summarize(..., joint=True)``); ``mahalanobis2``, the
+  same over all features (not per feature, not bias-corrected), and ``largest_terms``, the features that
+  carry most of it (``svr_jax.stats.mahalanobis_terms``: z, the mean offset in real spreads, and its term).
 * Population spread: the median ratio of synthetic to real feature standard deviations for the fitted
   preset at ``variability`` 0, 0.3 and 1 (``spread_ratio``; 1 = synthetic eyes vary as real ones do),
   and the feature C2ST at each (``c2st_by_variability``, other seeds than ``c2st_features``): the
@@ -133,6 +135,7 @@ def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epoc
     n = len(real)
     real_stats, summary = real_summary(real.images, cfg, joint=True)
     real_features = np.asarray(stats_lib.feature_vector(real_stats))
+    names = stats_lib.feature_names(cfg.field.size_px, cfg.field.pixel_um)
     out = dict(fov=fov, n_real=n, n_synthetic=n, variability=variability)
     for name, params in (("default", defaults), ("fitted", fitted)):
         t0 = time.perf_counter()
@@ -150,6 +153,11 @@ def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epoc
             distance_total=float(stats_lib.group_total(distances)),
             distance_joint=float(distances["joint"]),
         )
+        # Which features carry that separation: each feature's share of the squared Mahalanobis distance.
+        z, terms = stats_lib.mahalanobis_terms(features[n:], summary)
+        result["mahalanobis2"] = round(float(np.sum(terms)), 3)
+        result["largest_terms"] = {names[i]: dict(z=round(float(z[i]), 2), term=round(float(terms[i]), 2))
+                                   for i in np.argsort(-np.abs(terms))[:LARGEST_TERMS]}
         if cnn:
             result["c2st_cnn"] = cnn_c2st(np.concatenate([real.images, images]), labels, epochs=epochs, seed=seed)
         result["seconds"] = time.perf_counter() - t0
@@ -157,6 +165,8 @@ def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epoc
         print(f"{fov} {name}: C2ST features {result['c2st_features']:.3f}"
               + (f", CNN {result['c2st_cnn']:.3f}" if cnn else "") + f", distance {result['distance_total']:.3f} (joint {result['distance_joint']:.3f}); "
               f"C2ST per group {result['c2st_by_group']}", flush=True)
+        print(f"{fov} {name}: squared Mahalanobis distance of the feature means {result['mahalanobis2']:.2f}, largest terms "
+              + ", ".join(f"{k} {v['term']:+.2f} (z {v['z']:+.2f})" for k, v in result["largest_terms"].items()), flush=True)
     out["distance_reduction"] = 1.0 - out["fitted"]["distance_total"] / max(out["default"]["distance_total"], 1e-12)
     out["c2st_drop"] = out["default"]["c2st_features"] - out["fitted"]["c2st_features"]
     out.update(by_variability(cfg, fitted, real_features, n=n, seed=seed + 3_000_017))
@@ -166,6 +176,7 @@ def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epoc
 
 
 SPREAD_SCALES = (0.0, 0.3, 1.0)
+LARGEST_TERMS = 6
 
 
 def by_variability(cfg, params, real_features: np.ndarray, *, n: int, seed: int) -> dict:

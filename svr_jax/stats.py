@@ -272,3 +272,27 @@ def feature_vector(stats: dict[str, jax.Array]) -> jax.Array:
     """{group: [..., k]} -> [..., F]: quantiles (5), spectrum bands (12), local std (6), oriented (8),
     vessel densities (2), FAZ (3): 36 features."""
     return jnp.concatenate([stats[g] for g in FEATURE_GROUPS], axis=-1)
+
+
+def feature_names(size_px: int, pixel_um: float) -> list[str]:
+    """Names of ``feature_vector``'s entries, in order (the spectrum bands by their centres at this field)."""
+    names = [f"intensity q{round(100 * q):02d}" for q in QUANTILES]
+    names += [f"power {f:.1f} cyc/mm" for f in spectrum_band_centres(size_px, pixel_um)]
+    for scale in LOCAL_SCALES_UM:
+        names += [f"local sd {scale:g} um: mean", f"local sd {scale:g} um: spread"]
+    for scale in RIDGE_SCALES_UM:
+        names += [f"ridge {scale:g} um: mean", f"ridge {scale:g} um: spread", f"ridge {scale:g} um: coherence"]
+    names += ["row/column gradient energy", "row-mean spread", "vessel density", "large-vessel density",
+              "FAZ area", "FAZ centre brightness", "periphery/ring brightness"]
+    return names
+
+
+def mahalanobis_terms(features: np.ndarray, real: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Which features carry the separation: synthetic features [N, F] against a ``summarize(...,
+    joint=True)`` summary -> (z [F]: mean offsets in real spreads, terms [F]: z_i (C^-1 z)_i, which sum to
+    the squared Mahalanobis distance of the means under the real shrunk correlation C; a term can be
+    negative where a feature's offset partly cancels a correlated one's)."""
+    target = {k: np.asarray(v, np.float64) for k, v in real["joint"].items()}
+    z = (np.asarray(features, np.float64).mean(0) - target["mean"]) / np.asarray(spread_scale(target))
+    whitener = target["whitener"]
+    return z, z * (whitener.T @ (whitener @ z))

@@ -96,6 +96,19 @@ def test_joint_distance_is_the_shrunk_mahalanobis_distance_and_sees_correlated_s
     assert distances["across"][1] < distances["along"][1]
     same = stats_lib.moment_distance(real_stats, real)
     assert float(same["joint"]) < 1e-6
+    # The per-feature breakdown of the realism report sums to the plug-in squared distance (the oracle's
+    # delta' P delta, no sampling correction), and its z are the oracle's mean offsets.
+    z, terms = stats_lib.mahalanobis_terms(np.asarray(stats_lib.feature_vector(synthetic)), real)
+    np.testing.assert_allclose(z, delta, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(terms.sum(), delta @ precision @ delta, rtol=2e-3)
+
+
+@pytest.mark.parametrize("size_px, fov_mm", [(304, 3.0), (400, 6.0)])
+def test_feature_names_label_every_feature(size_px, fov_mm):
+    names = stats_lib.feature_names(size_px, 1000.0 * fov_mm / size_px)
+    stats = stats_lib.image_statistics(jnp.zeros((size_px, size_px)), pixel_um=1000.0 * fov_mm / size_px)
+    assert len(names) == len(set(names)) == stats_lib.feature_vector(stats).shape[0]
+    assert names[5] == {3.0: "power 0.8 cyc/mm", 6.0: "power 0.4 cyc/mm"}[fov_mm]  # lowest band: 2 / fov
 
 
 def test_joint_distance_from_small_batches_is_unbiased():
