@@ -96,6 +96,8 @@ EXTRA_FIT_PARAMS: tuple[FitParam, ...] = (
 
 def fit_param_by_path(paths: Sequence[str]) -> tuple[FitParam, ...]:
     known = {p.path: p for p in DEFAULT_FIT_PARAMS + EXTRA_FIT_PARAMS}
+    if not paths:
+        raise ValueError(f"fit_params names no parameter (null: the default set); fittable parameters: {sorted(known)}")
     unknown = [p for p in paths if p not in known]
     if unknown:
         raise ValueError(f"cannot fit {unknown}; fittable parameters: {sorted(known)}")

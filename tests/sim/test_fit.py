@@ -152,6 +152,8 @@ def test_reparametrisation_stays_in_bounds_and_keeps_other_fields():
     assert fit_lib.fit_param_by_path(["vessels.branch_ratio"]) == fit_lib.EXTRA_FIT_PARAMS[:1]  # on request
     with pytest.raises(ValueError, match="cannot fit"):
         fit_lib.fit_param_by_path(["appearance.nope"])
+    with pytest.raises(ValueError, match="names no parameter"):
+        fit_lib.fit_param_by_path([])
 
 
 class Interrupt(Exception):
