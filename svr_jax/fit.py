@@ -85,7 +85,7 @@ DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
 
 # Fittable when asked for by name (``fit_params=[...]``), not by default. The tree's shape: lopsided splits
 # whose side branches are short give trunks with thin side twigs, as real trees look, but fitted from
-# there (2026-12-01, 380 steps) the classifier test stayed worse than the preset's (C2ST 0.93 vs 0.86):
+# there (2026-12-01, 530 steps) the classifier test stayed worse than the preset's (C2ST 0.93 vs 0.86):
 # the appearance fitted around the even net does not carry over, and from the preset's start the
 # fit's gradient barely moves them (0.75 -> 0.69, 0.3 -> 0.28 in 150 steps).
 EXTRA_FIT_PARAMS: tuple[FitParam, ...] = (
