@@ -7,13 +7,17 @@ Stages, in acquisition order (each differentiable in its parameters):
    the slab holds fewer capillary layers, so the projected signal fades over ``parafovea_mm`` outside
    the FAZ border (by ``parafovea_dim`` at the border): a real FAZ has a soft, dark rim; the thin slab
    also holds less static tissue, so the noise floor drops there too (``foveal_background_dim``): a
-   real FAZ is nearly black;
+   real FAZ is nearly black; both radial profiles then take a fitted log gain, piecewise linear in the
+   distance from the FAZ border (``border_gain_*``, ``border_floor_*``; knots ``BORDER_KNOTS_MM``):
+   the eccentricity profile of real eyes (slab thickness, capillary layers and density) is not one
+   exponential;
 2. capillary-scale texture: slowly varying multiplicative flow heterogeneity;
 3. decorrelation speckle: log-normal multiplicative noise per pixel, plus a noisy background;
 4. point-spread function: Gaussian lateral blur, wider along the slow (row-to-row) axis by ``psf_aspect``,
    then the rest of the system transfer function: a smooth radial gain over spatial frequency
    (``mtf_*_cpmm``, log amplitude at knots from 1.5 to 50 cycles/mm; 0 = none);
-5. signal fall-off towards the field edge (vignetting of the OCT beam), and slow illumination
+5. signal fall-off towards the field edge (vignetting of the OCT beam: quadratic, ``falloff``, times a
+   fitted piecewise-linear log gain over the distance from the field centre, ``field_gain_*``), and slow illumination
    variation across the field (media opacities, defocus, tilt): a smooth log-normal gain field;
 6. horizontal line artifacts: B-scans (image rows) corrupted by eye motion, brighter or darker;
 7. display contrast: saturating 1 - exp(-gain x), then gamma and a monotone tone curve (``tone_slope_*``,
@@ -35,6 +39,16 @@ from .config import AppearanceParams, SimConfig
 MAX_PSF_UM = 20.0
 MAX_DEEP_BLUR_UM = 25.0
 MAX_TEXTURE_UM = 60.0
+# Knots of the radial log-gain profiles (signal, noise floor) around the FAZ: signed distance outside its
+# border, mm (negative: inside); the last knot's gain is 0 and so is the gain beyond it.
+BORDER_KNOTS_MM = (-0.15, 0.0, 0.1, 0.2, 0.4, 0.8, 1.2)
+BORDER_GAIN_FIELDS = ("border_gain_in0p15_mm", "border_gain_0_mm", "border_gain_0p1_mm", "border_gain_0p2_mm",
+                      "border_gain_0p4_mm", "border_gain_0p8_mm")
+BORDER_FLOOR_FIELDS = tuple(name.replace("gain", "floor") for name in BORDER_GAIN_FIELDS)
+# Knots of the field's vignetting residual: distance from the field centre in half-sides (the corners at
+# 1.42); the gain is 0 at the centre.
+FIELD_KNOTS = (0.0, 0.5, 0.75, 1.0, 1.42)
+FIELD_GAIN_FIELDS = ("field_gain_0p5", "field_gain_0p75", "field_gain_1", "field_gain_1p42")
 TEXTURE_DOWNSAMPLE = 4  # the texture is smooth: drawn on a coarser grid and upsampled
 ILLUMINATION_SCALE_MM = 0.4  # correlation length of the illumination gain field
 # The system transfer function beyond the Gaussian PSF (the OCT beam's true profile, A-scan sampling,
@@ -95,6 +109,14 @@ def apply_transfer(image: jax.Array, ap: AppearanceParams, pixel_um: float) -> j
     return out[pad:-pad, pad:-pad]
 
 
+def knot_profile(ap: AppearanceParams, names: tuple[str, ...], knots: tuple[float, ...], x: jax.Array, *, zero_at_start: bool = False) -> jax.Array:
+    """Gain exp(piecewise-linear log gain through ``knots``) at ``x``: the named fields at the knots,
+    0 at the last knot (or, ``zero_at_start``, at the first), constant beyond the ends."""
+    zero = jnp.zeros(1)
+    values = jnp.concatenate([zero, _field_vector(ap, names)] if zero_at_start else [_field_vector(ap, names), zero])
+    return jnp.exp(jnp.interp(x, jnp.asarray(knots, jnp.float32), values))
+
+
 def tone_curve(image: jax.Array, ap: AppearanceParams) -> jax.Array:
     """Monotone piecewise-linear map of [0, 1] onto itself with the log slopes ``tone_slope_*``."""
     slopes = jnp.exp(_field_vector(ap, TONE_FIELDS))
@@ -123,9 +145,12 @@ def apply_appearance(
 
     signal = superficial + ap.deep_signal * gaussian_blur(deep, ap.deep_blur_um / px_um, max_sigma_px=MAX_DEEP_BLUR_UM / px_um)
     thin_slab = jnp.zeros(shape)  # 1 at and inside the FAZ border, 0 far from it
+    floor_profile = 1.0
     if faz_depth_mm is not None:
         thin_slab = jnp.exp(-jax.nn.relu(-faz_depth_mm) / jnp.maximum(ap.parafovea_mm, 1e-3))
         signal = signal * (1.0 - jnp.clip(ap.parafovea_dim, 0.0, 1.0) * thin_slab)
+        signal = signal * knot_profile(ap, BORDER_GAIN_FIELDS, BORDER_KNOTS_MM, -faz_depth_mm)
+        floor_profile = knot_profile(ap, BORDER_FLOOR_FIELDS, BORDER_KNOTS_MM, -faz_depth_mm)
     coarse_um = px_um * TEXTURE_DOWNSAMPLE
     coarse = (-(-shape[0] // TEXTURE_DOWNSAMPLE), -(-shape[1] // TEXTURE_DOWNSAMPLE))
     texture = smooth_noise(k_tex, coarse, ap.texture_scale_um / coarse_um, max_sigma_px=MAX_TEXTURE_UM / coarse_um)
@@ -134,12 +159,13 @@ def apply_appearance(
     speckle = jnp.exp(ap.speckle * jax.random.normal(k_speckle, shape) - 0.5 * ap.speckle**2)
     background = ap.background + ap.background_noise * jnp.abs(jax.random.normal(k_bg, shape))
     # Static tissue's decorrelation, summed over the slab's depth: it thins to nothing at the foveola.
-    background = background * (1.0 - jnp.clip(ap.foveal_background_dim, 0.0, 1.0) * thin_slab)
+    background = background * (1.0 - jnp.clip(ap.foveal_background_dim, 0.0, 1.0) * thin_slab) * floor_profile
     image = gaussian_blur(signal * speckle + background, ap.psf_sigma_um / px_um, max_sigma_px=MAX_PSF_UM / px_um, aspect=ap.psf_aspect)
     image = apply_transfer(image, ap, px_um)
 
     yy, xx = jnp.meshgrid(jnp.linspace(-1.0, 1.0, shape[0]), jnp.linspace(-1.0, 1.0, shape[1]), indexing="ij")
     image = image * (1.0 - ap.falloff * 0.5 * (xx**2 + yy**2))
+    image = image * knot_profile(ap, FIELD_GAIN_FIELDS, FIELD_KNOTS, jnp.sqrt(xx**2 + yy**2), zero_at_start=True)
     # Its own key (folded in, not split) so the other stages' random streams are unchanged.
     coarse_px = max(4, int(round(ILLUMINATION_SCALE_MM * 1000.0 / px_um / 4)))  # 4 grid cells per correlation length
     grid = (-(-shape[0] // coarse_px) + 1, -(-shape[1] // coarse_px) + 1)

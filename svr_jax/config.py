@@ -122,9 +122,28 @@ class AppearanceParams:
     tone_slope_5: float = 0.0
     white_point: float = 1.0  # display value mapped to 255; brighter pixels clip (>= 1: none clip)
     falloff: float = 0.0  # signal fall-off towards the field edge
+    # Its fitted residual: log gain at 0.5, 0.75, 1 and 1.42 half-sides from the field centre (0 at the centre).
+    field_gain_0p5: float = 0.0
+    field_gain_0p75: float = 0.0
+    field_gain_1: float = 0.0
+    field_gain_1p42: float = 0.0
     parafovea_dim: float = 0.5  # fraction of the projected signal missing at the FAZ border (thin retina)
     parafovea_mm: float = 0.2  # distance outside the border over which it recovers (e-folding)
     foveal_background_dim: float = 0.0  # fraction of the noise floor missing there too (less tissue in the slab)
+    # Radial profiles around the FAZ, fitted: log gain of the projected signal and of the noise floor at
+    # knots 0.15 mm inside the border, on it, and 0.1 to 0.8 mm outside (1.2 mm and beyond: 0).
+    border_gain_in0p15_mm: float = 0.0
+    border_gain_0_mm: float = 0.0
+    border_gain_0p1_mm: float = 0.0
+    border_gain_0p2_mm: float = 0.0
+    border_gain_0p4_mm: float = 0.0
+    border_gain_0p8_mm: float = 0.0
+    border_floor_in0p15_mm: float = 0.0
+    border_floor_0_mm: float = 0.0
+    border_floor_0p1_mm: float = 0.0
+    border_floor_0p2_mm: float = 0.0
+    border_floor_0p4_mm: float = 0.0
+    border_floor_0p8_mm: float = 0.0
     illumination_sd: float = 0.1  # sd of the log of the slowly varying illumination gain across the field
     line_artifact_rate: float = 0.01  # fraction of B-scan rows with motion artifacts
     line_artifact_strength: float = 0.2

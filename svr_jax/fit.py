@@ -31,7 +31,7 @@ import numpy as np
 import optax
 
 from . import stats as stats_lib
-from .appearance import MTF_FIELDS, TONE_FIELDS
+from .appearance import BORDER_FLOOR_FIELDS, BORDER_GAIN_FIELDS, FIELD_GAIN_FIELDS, MTF_FIELDS, TONE_FIELDS
 from .config import SimConfig, SimParams
 from .simulate import sample_keys, simulate
 from .variability import per_sample_params
@@ -64,10 +64,12 @@ DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
     *(FitParam(f"appearance.{name}", -1.0, 1.0) for name in TONE_FIELDS),
     FitParam("appearance.white_point", 0.6, 1.2),
     FitParam("appearance.falloff", -0.5, 0.6),
+    *(FitParam(f"appearance.{name}", -1.0, 1.0) for name in FIELD_GAIN_FIELDS),
     FitParam("appearance.illumination_sd", 0.0, 0.6),
     FitParam("appearance.parafovea_dim", 0.0, 0.9),
     FitParam("appearance.parafovea_mm", 0.03, 0.6),
     FitParam("appearance.foveal_background_dim", 0.0, 0.95),
+    *(FitParam(f"appearance.{name}", -1.5, 1.5) for name in BORDER_GAIN_FIELDS + BORDER_FLOOR_FIELDS),
     FitParam("appearance.line_artifact_rate", 0.0, 0.1),
     FitParam("appearance.line_artifact_strength", 0.0, 0.8),
     FitParam("vessels.capillary_presence", 0.4, 1.0),

@@ -108,6 +108,49 @@ def test_foveal_background_thins_with_the_slab(small_cfg):
     assert thinned[-5] == pytest.approx(plain[-5], rel=0.01)
 
 
+def test_border_profiles_scale_signal_and_floor_by_their_knot_gains(small_cfg):
+    """Constant signal (then a constant floor, no vessels): with the parametric fades off, the image is
+    scaled by exp(the piecewise-linear log gain) at each pixel's distance outside the FAZ border; the
+    signal's profile leaves the floor alone and vice versa; all-zero gains change nothing."""
+    from svr_jax.appearance import BORDER_FLOOR_FIELDS, BORDER_GAIN_FIELDS, BORDER_KNOTS_MM
+
+    size = small_cfg.field.size_px
+    px_mm = small_cfg.field.pixel_um / 1000.0
+    depth = jnp.broadcast_to((10.0 - jnp.arange(size)) * px_mm, (size, size))  # border at column 10
+    outside_mm = -np.asarray(depth[0])
+    gains = (0.4, -0.6, 0.3, -0.2, 0.5, -0.3)
+    expected = np.exp(np.interp(outside_mm, BORDER_KNOTS_MM, gains + (0.0,)))
+    key = jax.random.key(0)
+    signal, zero = jnp.full((size, size), 0.3), jnp.zeros((size, size))
+    quiet = dict(parafovea_dim=0.0, foveal_background_dim=0.0, gain=1.0)
+    for fields, (sig, floor) in ((BORDER_GAIN_FIELDS, (signal, 0.0)), (BORDER_FLOOR_FIELDS, (zero, 0.3))):
+        profiled = _flat_appearance(background=floor, **quiet, **dict(zip(fields, gains)))
+        other = BORDER_FLOOR_FIELDS if fields == BORDER_GAIN_FIELDS else BORDER_GAIN_FIELDS
+        unaffected = _flat_appearance(background=floor, **quiet, **dict(zip(other, gains)))
+        plain = _flat_appearance(background=floor, **quiet)
+        got = np.asarray(apply_appearance(key, profiled, sig, zero, small_cfg, depth))[size // 2]
+        base = np.asarray(apply_appearance(key, plain, sig, zero, small_cfg, depth))[size // 2]
+        np.testing.assert_allclose(base, 1.0 - np.exp(-0.3), rtol=1e-4)
+        # The display is 1 - exp(-x): invert it to compare the linear signal.
+        np.testing.assert_allclose(-np.log1p(-got) / 0.3, expected, rtol=2e-3)
+        np.testing.assert_allclose(np.asarray(apply_appearance(key, unaffected, sig, zero, small_cfg, depth))[size // 2], base, rtol=1e-5)
+
+
+def test_field_profile_is_a_radial_gain_from_the_centre(small_cfg):
+    """field_gain_*: log gain piecewise linear in the distance from the field centre (half-sides), 0 at
+    the centre; a constant signal shows it directly."""
+    from svr_jax.appearance import FIELD_GAIN_FIELDS, FIELD_KNOTS
+
+    size = small_cfg.field.size_px
+    gains = (0.2, -0.3, 0.4, -0.5)
+    signal = jnp.full((size, size), 0.3)
+    key = jax.random.key(0)
+    got = np.asarray(apply_appearance(key, _flat_appearance(**dict(zip(FIELD_GAIN_FIELDS, gains))), signal, signal, small_cfg))
+    yy, xx = np.meshgrid(np.linspace(-1.0, 1.0, size), np.linspace(-1.0, 1.0, size), indexing="ij")
+    expected = 0.3 * np.exp(np.interp(np.hypot(xx, yy), FIELD_KNOTS, (0.0,) + gains))
+    np.testing.assert_allclose(-np.log1p(-got), expected, rtol=2e-3)
+
+
 def test_fitted_presets_are_the_command_defaults():
     """`svr generate fov=...` uses conf/fov/<fov>.yaml: the fitted values, not the library defaults."""
     from omegaconf import OmegaConf
