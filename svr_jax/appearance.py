@@ -149,8 +149,9 @@ def apply_appearance(
     if faz_depth_mm is not None:
         thin_slab = jnp.exp(-jax.nn.relu(-faz_depth_mm) / jnp.maximum(ap.parafovea_mm, 1e-3))
         signal = signal * (1.0 - jnp.clip(ap.parafovea_dim, 0.0, 1.0) * thin_slab)
-        signal = signal * knot_profile(ap, BORDER_GAIN_FIELDS, BORDER_KNOTS_MM, -faz_depth_mm)
-        floor_profile = knot_profile(ap, BORDER_FLOOR_FIELDS, BORDER_KNOTS_MM, -faz_depth_mm)
+        outside_mm = -faz_depth_mm
+        signal = signal * knot_profile(ap, BORDER_GAIN_FIELDS, BORDER_KNOTS_MM, outside_mm)
+        floor_profile = knot_profile(ap, BORDER_FLOOR_FIELDS, BORDER_KNOTS_MM, outside_mm)
     coarse_um = px_um * TEXTURE_DOWNSAMPLE
     coarse = (-(-shape[0] // TEXTURE_DOWNSAMPLE), -(-shape[1] // TEXTURE_DOWNSAMPLE))
     texture = smooth_noise(k_tex, coarse, ap.texture_scale_um / coarse_um, max_sigma_px=MAX_TEXTURE_UM / coarse_um)

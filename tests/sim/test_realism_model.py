@@ -123,9 +123,9 @@ def test_border_profiles_scale_signal_and_floor_by_their_knot_gains(small_cfg):
     key = jax.random.key(0)
     signal, zero = jnp.full((size, size), 0.3), jnp.zeros((size, size))
     quiet = dict(parafovea_dim=0.0, foveal_background_dim=0.0, gain=1.0)
-    for fields, (sig, floor) in ((BORDER_GAIN_FIELDS, (signal, 0.0)), (BORDER_FLOOR_FIELDS, (zero, 0.3))):
+    cases = ((BORDER_GAIN_FIELDS, BORDER_FLOOR_FIELDS, signal, 0.0), (BORDER_FLOOR_FIELDS, BORDER_GAIN_FIELDS, zero, 0.3))
+    for fields, other, sig, floor in cases:
         profiled = _flat_appearance(background=floor, **quiet, **dict(zip(fields, gains)))
-        other = BORDER_FLOOR_FIELDS if fields == BORDER_GAIN_FIELDS else BORDER_GAIN_FIELDS
         unaffected = _flat_appearance(background=floor, **quiet, **dict(zip(other, gains)))
         plain = _flat_appearance(background=floor, **quiet)
         got = np.asarray(apply_appearance(key, profiled, sig, zero, small_cfg, depth))[size // 2]
