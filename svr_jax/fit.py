@@ -179,7 +179,8 @@ class FitResult:
 
 
 def _fingerprint(cfg, base, fit_params, real, seed, batch, lr, steps, joint_weight, variability) -> dict:
-    real_digest = float(sum(float(jnp.sum(v["mean"])) for v in real.values()))
+    # Every array of the summary (means, spreads, the joint whitener): a resume must see the same target.
+    real_digest = float(sum(float(jnp.sum(a)) for v in real.values() for a in v.values()))
     return dict(
         sim=dataclasses.asdict(cfg),
         base=[float(get_leaf(base, p.path)) for p in fit_params],
@@ -305,16 +306,19 @@ def _images_fn(cfg: SimConfig, variability: float):
     return jax.jit(functools.partial(population_images, cfg=cfg, variability=variability))
 
 
-def real_summary(images: np.ndarray, cfg: SimConfig, *, chunk: int = 16, joint: bool = False) -> tuple[dict, dict]:
+def real_summary(images: np.ndarray, cfg: SimConfig, *, chunk: int = 16, joint: bool = False,
+                 joint_shrinkage: float = stats_lib.JOINT_SHRINKAGE) -> tuple[dict, dict]:
     """Real images [N, H, W] -> (per-image statistics {group: [N, k]}, summary {group: {mean, sd}});
-    ``joint``: the summary also holds the feature correlation (``stats.summarize``)."""
+    ``joint``: the summary also holds the feature correlation, shrunk by ``joint_shrinkage``
+    (``stats.summarize``)."""
     fn = _statistics_fn(cfg)
     images = np.asarray(images, np.float32)
     n = len(images)
     padded = np.concatenate([images, np.zeros((-n % chunk,) + images.shape[1:], np.float32)])  # one shape: one compile
     parts = [jax.device_get(fn(jnp.asarray(padded[i : i + chunk]))) for i in range(0, len(padded), chunk)]
     per_image = {g: np.concatenate([p[g] for p in parts])[:n] for g in parts[0]}
-    return per_image, stats_lib.summarize({g: jnp.asarray(v) for g, v in per_image.items()}, joint=joint)
+    summary = stats_lib.summarize({g: jnp.asarray(v) for g, v in per_image.items()}, joint=joint, joint_shrinkage=joint_shrinkage)
+    return per_image, summary
 
 
 def simulate_images(params: SimParams, cfg: SimConfig, *, n: int, seed: int, variability: float = 0.0, chunk: int = 16) -> np.ndarray:

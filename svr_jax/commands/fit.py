@@ -41,6 +41,7 @@ class FitSchema:
     from_defaults: bool = False
     joint: bool = True
     joint_weight: float = 1.0
+    joint_shrinkage: float = 0.01  # stats.JOINT_SHRINKAGE
     variability: float = 0.3
     fov: FovSchema = dataclasses.field(default_factory=FovSchema)
     params: Any = dataclasses.field(default_factory=ParamsOverride)
@@ -69,6 +70,7 @@ class FitJob:
     write_preset: bool
     joint: bool  # add the covariance-aware (whitened) distance of the feature vector to the loss
     joint_weight: float  # ... counted as this many statistic groups
+    joint_shrinkage: float  # ... with the real correlation shrunk this far towards its diagonal
     variability: float  # per-sample parameter spread of the synthetic images (fit and evaluation)
 
 
@@ -82,6 +84,8 @@ def parse(cfg) -> FitJob:
         raise ValueError(f"lr must be > 0, got {cfg.lr}")
     if not cfg.joint_weight >= 0:
         raise ValueError(f"joint_weight must be >= 0, got {cfg.joint_weight}")
+    if not 0 < cfg.joint_shrinkage <= 1:
+        raise ValueError(f"joint_shrinkage must be in (0, 1], got {cfg.joint_shrinkage}")
     if not cfg.variability >= 0:
         raise ValueError(f"variability must be >= 0, got {cfg.variability}")
     data = Path(cfg.data)
@@ -103,7 +107,8 @@ def parse(cfg) -> FitJob:
         limit=None if cfg.limit is None else int(cfg.limit), steps=int(cfg.steps), batch=int(cfg.batch),
         lr=float(cfg.lr), seed=int(cfg.seed), fit_params=tuple(fit_params), eval_n=int(cfg.eval_n), out=out,
         resume=bool(cfg.resume), checkpoint_every=int(cfg.checkpoint_every), write_preset=bool(cfg.write_preset),
-        joint=bool(cfg.joint), joint_weight=float(cfg.joint_weight), variability=float(cfg.variability),
+        joint=bool(cfg.joint), joint_weight=float(cfg.joint_weight),
+        joint_shrinkage=float(cfg.joint_shrinkage), variability=float(cfg.variability),
     )
 
 
@@ -218,7 +223,7 @@ def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     real = load_folder(job.data, scan_mm=job.sim.field.fov_mm, disease=list(diseases), size_px=job.sim.field.size_px, limit=job.limit)
     print(f"fit: {len(real)} real {'/'.join(diseases)} images from {job.data} ({job.fov_name})")
-    real_stats, summary = real_summary(real.images, job.sim, joint=job.joint)
+    real_stats, summary = real_summary(real.images, job.sim, joint=job.joint, joint_shrinkage=job.joint_shrinkage)
     checkpoints = out / "checkpoints"
     if not job.resume and checkpoints.exists():
         import shutil
@@ -233,7 +238,8 @@ def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
     (out / "params.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dict(params=params_mapping(result.values)))))
     report = dict(
         fov=job.fov_name, data=str(job.data), diseases=list(diseases), n_real=len(real), steps=job.steps, batch=job.batch,
-        lr=job.lr, seed=job.seed, joint_weight=job.joint_weight, variability=job.variability, values=result.values, distance_before=before, distance_after=after,
+        lr=job.lr, seed=job.seed, joint_weight=job.joint_weight, joint_shrinkage=job.joint_shrinkage, variability=job.variability,
+        values=result.values, distance_before=before, distance_after=after,
         distance_reduction=1.0 - after["total"] / max(before["total"], 1e-12), fit_seconds=result.seconds,
         step_seconds=result.step_seconds, resumed_from=result.resumed_from, final_loss=float(result.losses[-1]),
     )

@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,6 +53,11 @@ def test_generate_writes_images_masks_metadata_and_sheet(tmp_path, capsys):
     assert json.loads((out / "generate.json").read_text())["variability"] == default_variability() == 0.3
     # export and fit set the same default in their own files (fit: the presets are fitted at it).
     assert [cli.compose(c, [])["variability"] for c in ("export", "fit")] == [default_variability()] * 2
+    # The fit's joint term: the same shrinkage in its yaml, its schema and the library.
+    from svr_jax.commands.fit import FitSchema
+    from svr_jax.stats import JOINT_SHRINKAGE
+
+    assert cli.compose("fit", [])["joint_shrinkage"] == FitSchema().joint_shrinkage == JOINT_SHRINKAGE
 
 
 def test_generate_is_reproducible_per_index(tmp_path):

@@ -67,15 +67,16 @@ def _correlated_statistics(rng, n: int, shift: np.ndarray | None = None) -> dict
     return out
 
 
-def test_joint_distance_is_the_shrunk_mahalanobis_distance_and_sees_correlated_shifts():
+@pytest.mark.parametrize("shrinkage", [stats_lib.JOINT_SHRINKAGE, 0.1])
+def test_joint_distance_is_the_shrunk_mahalanobis_distance_and_sees_correlated_shifts(shrinkage):
     rng = np.random.default_rng(0)
     real_stats = _correlated_statistics(rng, 400)
-    real = stats_lib.summarize(real_stats, joint=True)
+    real = stats_lib.summarize(real_stats, joint=True, joint_shrinkage=shrinkage)
     # Oracle: the squared Mahalanobis distance of the means under the shrunk correlation, per feature.
     features = np.asarray(stats_lib.feature_vector(real_stats), np.float64)
     scale = np.asarray(stats_lib.spread_scale(dict(mean=features.mean(0), sd=features.std(0))))
     corr = np.cov(((features - features.mean(0)) / scale).T, bias=True)
-    shrunk = (1 - stats_lib.JOINT_SHRINKAGE) * corr + stats_lib.JOINT_SHRINKAGE * np.diag(np.diag(corr))
+    shrunk = (1 - shrinkage) * corr + shrinkage * np.diag(np.diag(corr))
     # A shift that breaks the correlation (half a real sd per feature, alternating signs) ...
     across = 0.5 * features.std(0) * np.where(np.arange(36) % 2 == 0, 1.0, -1.0)
     # ... and one along it (the same size, along the main direction of variation)
@@ -115,7 +116,7 @@ def test_joint_distance_from_small_batches_is_unbiased():
     # A fit sees 16 images a step: the squared whitened batch mean alone overshoots the distance of the
     # means by the mean's variance (and its gradient would shrink the synthetic spread); the estimate does not.
     real = stats_lib.summarize(_correlated_statistics(np.random.default_rng(0), 400), joint=True)
-    shift = 0.1 * np.asarray(real["joint"]["sd"])
+    shift = 0.03 * np.asarray(real["joint"]["sd"])  # small: the batch mean's variance is then not negligible
     population = _correlated_statistics(np.random.default_rng(2), 16 * 300, shift)
     exact = float(stats_lib.moment_distance(population, real)["joint"])
     batches = [{g: v[i * 16:(i + 1) * 16] for g, v in population.items()} for i in range(300)]
@@ -194,6 +195,37 @@ def test_tiny_fit_with_the_joint_term_lowers_it():
     result = fit_lib.fit(cfg, start, real, steps=8, batch=4, lr=0.2, fit_params=chosen, progress=False)
     joint = result.group_losses["joint"]
     assert np.all(np.isfinite(joint)) and joint[-2:].mean() < 0.5 * joint[:2].mean()
+
+
+def test_a_checkpoint_fitted_to_another_joint_shrinkage_is_refused(tmp_path):
+    # Same images, same means: only the joint term's whitener differs, and the fit's target with it.
+    cfg = tiny_config()
+    start = svr.default_params(cfg)
+    images = fit_lib.simulate_images(start, cfg, n=8, seed=5)
+    chosen = fit_lib.fit_param_by_path(["appearance.gain"])
+    kwargs = dict(steps=2, batch=2, lr=0.1, fit_params=chosen, checkpoint_dir=tmp_path / "ck", checkpoint_every=1, progress=False)
+    summaries = [fit_lib.real_summary(images, cfg, joint=True, joint_shrinkage=s)[1] for s in (0.1, 0.01)]
+    fit_lib.fit(cfg, start, summaries[0], **kwargs)
+    assert fit_lib.fit(cfg, start, summaries[0], **kwargs).resumed_from == 2
+    with pytest.raises(ValueError, match="different fit"):
+        fit_lib.fit(cfg, start, summaries[1], **kwargs)
+
+
+def test_less_shrinkage_weighs_the_tight_directions_more():
+    # A shift along the direction in which real features barely vary (a near-exact relation between
+    # them) is what a classifier sees first; the joint term sees it in proportion to 1 / shrinkage.
+    real_stats = _correlated_statistics(np.random.default_rng(0), 400)
+    features = np.asarray(stats_lib.feature_vector(real_stats), np.float64)
+    scale = features.std(0)
+    _, vectors = np.linalg.eigh(np.cov((features / scale).T))
+    ratios = {}
+    for name, direction in (("tight", vectors[:, 0]), ("loose", vectors[:, -1])):
+        shifted = _correlated_statistics(np.random.default_rng(1), 400, 0.2 * scale * direction)
+        joint = [float(stats_lib.moment_distance(shifted, stats_lib.summarize(real_stats, joint=True, joint_shrinkage=s))["joint"])
+                 for s in (0.01, 0.1)]
+        ratios[name] = joint[0] / joint[1]
+    assert ratios["tight"] > 5.0
+    assert 0.8 < ratios["loose"] < 1.25
 
 
 def test_population_images_draw_each_samples_parameters_like_a_loop_over_keys():
