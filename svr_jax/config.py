@@ -121,6 +121,9 @@ class AppearanceParams:
     tone_slope_4: float = 0.0
     tone_slope_5: float = 0.0
     white_point: float = 1.0  # display value mapped to 255; brighter pixels clip (>= 1: none clip)
+    # > 0: the white point is the image's own: the brightest this fraction of pixels saturate (the
+    # export stretches each scan to its percentile; OCTA-500: 1.04 % at 3 mm); 0: the fixed white_point.
+    saturated_fraction: float = 0.0
     falloff: float = 0.0  # signal fall-off towards the field edge
     # Its fitted residual: log gain at 0.5, 0.75, 1 and 1.42 half-sides from the field centre (0 at the centre).
     field_gain_0p5: float = 0.0

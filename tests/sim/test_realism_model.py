@@ -10,7 +10,7 @@ import pytest
 
 import svr_jax as svr
 from svr_jax import growth
-from svr_jax.appearance import apply_appearance
+from svr_jax.appearance import apply_appearance, white_point
 from svr_jax.faz import sample_faz
 
 
@@ -222,6 +222,32 @@ def test_tone_curve_is_monotone_and_piecewise_linear():
     expected = np.exp(slopes) / np.mean(np.exp(slopes))
     measured = [(y[100 * i + 90] - y[100 * i + 10]) / 0.16 for i in range(5)]  # inside each fifth
     np.testing.assert_allclose(measured, expected, rtol=1e-3)
+
+
+def test_saturated_fraction_takes_the_white_point_from_the_image(small_cfg):
+    """saturated_fraction f: the white point is the image's k-th brightest pixel, k = round(f x pixels)
+    (oracle: a full sort), so the brightest f of the pixels saturate whatever the scan's brightness, as
+    in the exported scans."""
+    image = jax.random.uniform(jax.random.key(0), (40, 50))
+    ranked = np.sort(np.asarray(image).reshape(-1))[::-1]
+    for fraction, k in ((0.01, 20), (0.0126, 25), (0.04, 80), (1e-5, 1)):
+        got = float(white_point(image, _flat_appearance(saturated_fraction=fraction)))
+        assert got == ranked[k - 1]
+    assert float(white_point(image, _flat_appearance(white_point=0.8))) == pytest.approx(0.8)  # f = 0: the fixed one
+
+    size = small_cfg.field.size_px
+    signal = jax.random.uniform(jax.random.key(1), (size, size))
+    key = jax.random.key(2)
+    n_pixels = size * size
+    for brightness in (0.5, 2.0):
+        out = np.asarray(apply_appearance(key, _flat_appearance(saturated_fraction=0.02), brightness * signal, signal, small_cfg))
+        assert np.sum(out >= 1.0) == round(0.02 * n_pixels)
+    # The fit's gradients pass through the image's own white point (to the k-th brightest pixel).
+    flat = _flat_appearance(saturated_fraction=0.02)
+    grad = jax.grad(lambda gamma: jnp.mean(apply_appearance(key, dataclasses.replace(flat, gamma=gamma), signal, signal, small_cfg)))(1.0)
+    assert np.isfinite(float(grad)) and float(grad) < 0  # a higher gamma darkens the mid-tones below the fixed top
+    pixel_grad = np.asarray(jax.grad(lambda img: white_point(img, flat))(image))
+    assert np.sum(pixel_grad != 0) == 1 and pixel_grad.reshape(-1)[np.argsort(-np.asarray(image).reshape(-1))[round(0.02 * 2000) - 1]] == 1.0
 
 
 def test_white_point_saturates_the_brightest_pixels(small_cfg):
