@@ -18,6 +18,12 @@ export`, ``conf/generate.yaml``: what users get). Synthetic images use seeds tha
   which is what the feature classifier exploits (``summarize(..., joint=True)``); ``mahalanobis2``, the
   same over all features (not per feature, not bias-corrected), and ``largest_terms``, the features that
   carry most of it (``svr_jax.stats.mahalanobis_terms``: z, the mean offset in real spreads, and its term).
+* Outside the classifier's features, the vessel layout round the fovea: ``circumferential_bias``, how far
+  the line structures in distance bands from the field centre run along circles round it (+1) rather
+  than towards it (-1) (``svr_jax.metrics.circumferential_bias``), real (mean, sd) vs default vs fitted;
+  and ``spectral_anisotropy``, the log power along the rows' frequency axis minus the columns' by
+  frequency (``svr_jax.metrics.spectral_anisotropy``): real scans' structures run vertically at the
+  capillary-mesh scale and are isotropic at the pixel scale.
 * Population spread: the median ratio of synthetic to real feature standard deviations for the fitted
   preset at ``variability`` 0, 0.3 and 1 (``spread_ratio``; 1 = synthetic eyes vary as real ones do),
   and the feature C2ST at each (``c2st_by_variability``, other seeds than ``c2st_features``): the
@@ -127,6 +133,7 @@ def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epoc
     from svr_jax import stats as stats_lib
     from svr_jax.commands.generate import preset_params
     from svr_jax.fit import real_summary, simulate_images
+    from svr_jax.metrics import ANISOTROPY_FREQUENCIES, ORIENTATION_BANDS_MM, circumferential_bias, spectral_anisotropy
     from svr_jax.realdata import load_folder
 
     cfg, fitted = preset_params(fov)
@@ -137,6 +144,10 @@ def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epoc
     real_features = np.asarray(stats_lib.feature_vector(real_stats))
     names = stats_lib.feature_names(cfg.field.size_px, cfg.field.pixel_um)
     out = dict(fov=fov, n_real=n, n_synthetic=n, variability=variability)
+    # Outside the classifier's features: do the line structures run round the fovea as in real eyes?
+    real_bias, real_aniso = circumferential_bias(real.images, cfg.field.fov_mm), spectral_anisotropy(real.images)
+    orientation = dict(bands_mm=[list(b) for b in ORIENTATION_BANDS_MM], real=_rounded(real_bias.mean(0)), real_sd=_rounded(real_bias.std(0)))
+    anisotropy = dict(cycles_per_px=list(ANISOTROPY_FREQUENCIES), real=_rounded(real_aniso.mean(0)), real_sd=_rounded(real_aniso.std(0)))
     for name, params in (("default", defaults), ("fitted", fitted)):
         t0 = time.perf_counter()
         images = simulate_images(params, cfg, n=n, seed=seed + 2_000_003, variability=variability)
@@ -160,6 +171,8 @@ def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epoc
                                    for i in np.argsort(-np.abs(terms))[:LARGEST_TERMS]}
         if cnn:
             result["c2st_cnn"] = cnn_c2st(np.concatenate([real.images, images]), labels, epochs=epochs, seed=seed)
+        orientation[name] = _rounded(circumferential_bias(images, cfg.field.fov_mm).mean(0))
+        anisotropy[name] = _rounded(spectral_anisotropy(images).mean(0))
         result["seconds"] = time.perf_counter() - t0
         out[name] = result
         print(f"{fov} {name}: C2ST features {result['c2st_features']:.3f}"
@@ -167,12 +180,21 @@ def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, cnn: bool, epoc
               f"C2ST per group {result['c2st_by_group']}", flush=True)
         print(f"{fov} {name}: squared Mahalanobis distance of the feature means {result['mahalanobis2']:.2f}, largest terms "
               + ", ".join(f"{k} {v['term']:+.2f} (z {v['z']:+.2f})" for k, v in result["largest_terms"].items()), flush=True)
+    out["circumferential_bias"], out["spectral_anisotropy"] = orientation, anisotropy
+    print(f"{fov}: spectral anisotropy (log power along rows minus down columns) at {anisotropy['cycles_per_px']} cycles/px: "
+          f"real {anisotropy['real']} (sd {anisotropy['real_sd']}), default {anisotropy['default']}, fitted {anisotropy['fitted']}", flush=True)
+    print(f"{fov}: circumferential bias of the line structures by distance from the centre {orientation['bands_mm']} mm: "
+          f"real {orientation['real']} (sd {orientation['real_sd']}), default {orientation['default']}, fitted {orientation['fitted']}", flush=True)
     out["distance_reduction"] = 1.0 - out["fitted"]["distance_total"] / max(out["default"]["distance_total"], 1e-12)
     out["c2st_drop"] = out["default"]["c2st_features"] - out["fitted"]["c2st_features"]
     out.update(by_variability(cfg, fitted, real_features, n=n, seed=seed + 3_000_017))
     print(f"{fov} fitted, by variability: median sd ratio synthetic/real of the features {out['spread_ratio']}, "
           f"C2ST features {out['c2st_by_variability']}", flush=True)
     return out
+
+
+def _rounded(values) -> list[float]:
+    return [round(float(v), 3) for v in values]
 
 
 SPREAD_SCALES = (0.0, 0.3, 1.0)

@@ -83,10 +83,18 @@ class VesselParams:
     faz_clearance_mm: float = 0.12  # a 20 µm vessel ends this far from the FAZ border
     fovea_attraction: float = 0.008  # steering gain of thin branches towards the fovea
     arcade_radius_um: float = 25.0  # thicker vessels are steered away from the fovea (arc around it)
+    # Where the edge roots enter: 0 = evenly all around; towards 1 they crowd at the top and bottom edges
+    # (the macula's vessels branch off the superior and inferior arcades, few cross the temporal raphe).
+    root_vertical_bias: float = 0.0
     capillary_radius_um: float = 3.5
     capillary_jitter: float = 0.3  # node jitter, fraction of spacing
     capillary_wiggle: float = 0.25  # mid-edge offset, fraction of edge length
     capillary_presence: float = 0.88  # expected fraction of mesh edges present
+    # The foveal pit's centrifugal displacement of the capillary meshes, as a fraction f of the FAZ's
+    # mean radius R: a node at distance r from the fovea moves out to sqrt(r^2 + (f R)^2) (area-preserving),
+    # which stretches the mesh along circles around the fovea and squeezes it radially: parafoveal
+    # capillaries run around the FAZ, not at random. 0 = none (at most growth.MAX_FOVEAL_DISPLACEMENT).
+    foveal_displacement: float = 0.0
     deep_presence: float = 0.85
 
 

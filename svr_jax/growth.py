@@ -38,6 +38,10 @@ from .graph import ARTERY, VEIN, SegmentGroup, VesselGraph, concatenate
 MAX_CAPILLARY_JITTER = 0.4
 MAX_CAPILLARY_WIGGLE = 0.25
 MAX_BRANCH_DECAY = 0.78
+# Of the FAZ's mean radius: nodes outside the FAZ are then stretched along their circle by at most
+# 1 / sqrt(1 - 0.6^2) = 1.25 (more only where the border bulges), and those nearest it snap onto it.
+MAX_FOVEAL_DISPLACEMENT = 0.6
+MAX_ROOT_VERTICAL_BIAS = 0.9  # below 1, where every entry would be at the top or bottom
 MIN_ASYMMETRY = 0.2  # smallest thinner/thicker child radius ratio at a bifurcation
 BRANCH_RATIO_SPREAD = 0.25  # the ratio is uniform within this of its mean, ``branch_ratio``
 WARP_MODES = 2
@@ -67,6 +71,10 @@ def _root_layout(key, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal_sign):
     phase = jax.random.uniform(k_phase, maxval=2 * jnp.pi)
     slots = jnp.arange(n_edge) + 0.6 * jax.random.uniform(k_jit, (n_edge,))
     angle = phase + 2 * jnp.pi * slots / max(n_edge, 1)
+    # Crowded towards +-90 degrees (top and bottom): each direction's horizontal component shrinks by
+    # 1 - b (a monotone warp of the circle; b = 0.8: 7 in 8 enter through the top or bottom edge).
+    bias = jnp.clip(vp.root_vertical_bias, 0.0, MAX_ROOT_VERTICAL_BIAS)
+    angle = jnp.where(bias > 0, jnp.arctan2(jnp.sin(angle), (1.0 - bias) * jnp.cos(angle)), angle)  # exact at 0
     pos_edge = _entry_point(faz.center_mm, angle, fov)
     # Inward heading: towards the fovea, deviated so vessels do not all aim at its centre.
     head_edge = angle + jnp.pi + 0.45 * jax.random.uniform(k_head, (n_edge,), minval=-1, maxval=1)
@@ -249,6 +257,7 @@ def grow_mesh(
     jitter,
     wiggle,
     presence,
+    displacement=0.0,
 ) -> VesselGraph:
     """A capillary mesh with ``mesh_edges(...) * subdivisions`` segment slots."""
     fov = cfg.field.fov_mm
@@ -274,6 +283,8 @@ def grow_mesh(
     wavevector = (2 * jnp.pi / (WARP_WAVELENGTH * s)) * jnp.stack([jnp.cos(angle), jnp.sin(angle)], -1)
     phase = jax.random.uniform(k_phase, (WARP_MODES, 2), maxval=2 * jnp.pi)
     nodes = nodes + WARP_AMPLITUDE * s * jnp.sum(jnp.sin((nodes @ wavevector.T)[..., None] + phase), axis=-2)
+    displacement_mm = jnp.clip(displacement, 0.0, MAX_FOVEAL_DISPLACEMENT) * faz.radius_mm
+    nodes = displace_from_fovea(nodes, faz.center_mm, displacement_mm)
     # FAZ: snap the nodes near or inside its border onto it (radially), so the capillary-free zone is
     # exactly the FAZ shape and its border is lined by capillaries.
     depth = faz.signed_depth_mm(nodes)
@@ -316,6 +327,17 @@ def grow_mesh(
         perfusion=tile(perfusion),
         valid=tile(valid),
     )
+
+
+def displace_from_fovea(points_mm: jax.Array, center_mm: jax.Array, displacement_mm) -> jax.Array:
+    """The foveal pit's displacement: a point at distance r from ``center_mm`` moves radially out to
+    sqrt(r^2 + d^2). It keeps areas (so node density), and stretches the neighbourhood of a point that
+    lands at r' along the circle by r' / sqrt(r'^2 - d^2) and squeezes it radially by as much, most at
+    the fovea, fading as d^2 / r'^2 away from it; the identity at d = 0."""
+    offset = points_mm - center_mm
+    r2 = jnp.sum(offset**2, -1, keepdims=True)
+    scale = jnp.sqrt((r2 + jnp.square(displacement_mm) + 1e-12) / (r2 + 1e-12))
+    return points_mm + offset * (scale - 1.0)  # (not centre + offset * scale: exact at d = 0)
 
 
 def mesh_group(cfg: SimConfig, name: str, start: int, spacing_um: float, subdivisions: int, *, scale: int = 1) -> SegmentGroup:

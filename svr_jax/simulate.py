@@ -107,7 +107,8 @@ def grow(key: jax.Array, params: SimParams, cfg: SimConfig, *, faz_transform=Non
     if faz_transform is not None:
         faz = faz_transform(faz)
     trees = growth.grow_trees(k_trees, vp, cfg, faz, nasal_sign)
-    mesh = partial(growth.grow_mesh, cfg=cfg, jitter=vp.capillary_jitter, wiggle=vp.capillary_wiggle)
+    mesh = partial(growth.grow_mesh, cfg=cfg, jitter=vp.capillary_jitter, wiggle=vp.capillary_wiggle,
+                   displacement=vp.foveal_displacement)
     capillaries = mesh(
         k_cap,
         faz=faz,

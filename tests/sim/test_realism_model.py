@@ -260,3 +260,55 @@ def test_white_point_saturates_the_brightest_pixels(small_cfg):
     assert plain.max() < 1.0  # the default clips nothing
     np.testing.assert_allclose(clipped, np.minimum(plain / 0.8, 1.0), atol=1e-6)
     assert 0.1 < np.mean(clipped == 1.0) < 0.9
+
+
+def _circumferential_bias(mesh, centre, r_min_mm, r_max_mm):
+    """Length-weighted mean of -cos 2(edge angle - radial angle) over the valid edges whose midpoints lie
+    r_min..r_max from ``centre``: +1 all along circles round it, -1 all radial, 0 no preference."""
+    start, end = np.asarray(mesh.start_mm), np.asarray(mesh.end_mm)
+    keep = np.asarray(mesh.valid)
+    d, mid = (end - start)[keep], (0.5 * (start + end))[keep] - np.asarray(centre)
+    r = np.hypot(mid[:, 0], mid[:, 1])
+    ring = (r > r_min_mm) & (r < r_max_mm)
+    delta = np.arctan2(d[ring, 1], d[ring, 0]) - np.arctan2(mid[ring, 1], mid[ring, 0])
+    length = np.hypot(d[ring, 0], d[ring, 1])
+    return float(-np.sum(length * np.cos(2 * delta)) / np.sum(length))
+
+
+def test_foveal_displacement_keeps_areas_and_runs_the_mesh_round_the_fovea(small_cfg):
+    """A point r from the fovea lands at sqrt(r^2 + d^2) on the same ray; areas are kept (Jacobian
+    determinant 1: node density unchanged); d = 0 is the identity; and the displaced mesh's edges next
+    to the FAZ run along circles round it (the undisplaced honeycomb has no such preference)."""
+    centre = jnp.asarray([0.75, 0.75])
+    points = jax.random.uniform(jax.random.key(0), (256, 2), minval=0.0, maxval=1.5)
+    np.testing.assert_array_equal(growth.displace_from_fovea(points, centre, 0.0), points)
+    moved = growth.displace_from_fovea(points, centre, 0.2)
+    r0, r1 = (np.hypot(*np.asarray(p - centre).T) for p in (points, moved))
+    np.testing.assert_allclose(r1, np.sqrt(r0**2 + 0.2**2), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(moved - centre) / r1[:, None], np.asarray(points - centre) / r0[:, None], atol=1e-5)
+    far = points[r0 > 0.05]
+    jacobian = jax.vmap(jax.jacfwd(lambda p: growth.displace_from_fovea(p, centre, 0.2)))(far)
+    np.testing.assert_allclose(np.linalg.det(np.asarray(jacobian)), 1.0, rtol=1e-3)
+
+    key = jax.random.key(4)
+    plain = _circumferential_bias(_mesh(small_cfg, key), centre, 0.2, 0.4)
+    displaced = _mesh(small_cfg, key, displacement=growth.MAX_FOVEAL_DISPLACEMENT)
+    assert abs(plain) < 0.05, plain
+    assert _circumferential_bias(displaced, centre, 0.2, 0.4) > plain + 0.07  # measured: 0.01 -> 0.12
+
+
+def test_root_vertical_bias_crowds_the_entries_at_top_and_bottom():
+    """Edge roots enter evenly all round at bias 0 (half of them through the top and bottom edges), and
+    7 in 8 through the top and bottom edges at bias 0.8."""
+    cfg = svr.preset("3mm")
+    faz = sample_faz(jax.random.key(1), center_mm=jnp.asarray([1.5, 1.5]), area_mm2=0.25, area_sd_mm2=0.0,
+                     irregularity=0.0, offset_sd_mm=0.0)
+
+    def vertical_share(bias):
+        vp = dataclasses.replace(svr.VesselParams(), root_vertical_bias=bias)
+        layout = jax.vmap(lambda k: growth._root_layout(k, vp, cfg, faz, 1.0)[0])(jax.random.split(jax.random.key(2), 128))
+        offset = np.asarray(layout[:, cfg.growth.disc_roots:]) - 1.5
+        return np.mean(np.abs(offset[..., 1]) > np.abs(offset[..., 0]))
+
+    assert vertical_share(0.0) == pytest.approx(0.5, abs=0.05)
+    assert vertical_share(0.8) == pytest.approx(0.875, abs=0.05)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import svr_jax as svr
+from svr_jax import growth
 from svr_jax.simulate import fits_windows
 
 
@@ -99,16 +100,18 @@ def test_gradients_finite_over_parameter_box(small_params, image_stat_grad, corn
 # The fit's bounds of the tree-shape parameters: a lopsided split keeps the trunk nearly as thick as its
 # parent, the case the windows of later generations must still hold.
 LOPSIDED = dict(branch_ratio=0.3, side_length_exponent=3.0, root_radius_um=36.0)
+# And the capillary meshes at the largest foveal displacement: stretched most next to the FAZ.
+DISPLACED = dict(foveal_displacement=growth.MAX_FOVEAL_DISPLACEMENT)
 
 
 @pytest.mark.parametrize("preset", ["3mm", "6mm"])
-@pytest.mark.parametrize("trees", ["default", "lopsided"])
+@pytest.mark.parametrize("trees", ["default", "lopsided", "displaced"])
 def test_segments_fit_their_windows(preset, trees):
     """The static window bound holds for all but freak segments (which are dropped, not clipped)."""
     cfg = svr.preset(preset)
     params = svr.default_params(cfg)
-    if trees == "lopsided":
-        params = dataclasses.replace(params, vessels=dataclasses.replace(params.vessels, **LOPSIDED))
+    if trees != "default":
+        params = dataclasses.replace(params, vessels=dataclasses.replace(params.vessels, **(LOPSIDED if trees == "lopsided" else DISPLACED)))
     keys = svr.sample_keys(0, jnp.arange(8))
 
     def check(key):
