@@ -92,11 +92,12 @@ DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
 # the appearance fitted around the even net does not carry over, and from the preset's start the
 # fit's gradient barely moves them (0.75 -> 0.69, 0.3 -> 0.28 in 150 steps).
 # Also where the edge roots enter: at 0.5 (7 in 10 through the top and bottom edges) the 3 mm scans'
-# low-frequency anisotropy appears (real structures run vertically: log power along rows minus down
-# columns +0.42 at 0.05 cycles/px, synthetic 0.0) and the fit drops the PSF's slow-axis widening that
-# stood in for it (aspect 1.22 -> 1.07: the synthetic pixel-scale anisotropy falls 0.69 -> 0.29, real
-# 0.02), but two 300-step fits from there left the feature C2ST at 0.76 and 0.78 against 0.74 without
-# (2026-12-02), and the fit's gradient does not move the bias itself (0.50 -> 0.50).
+# mesh-scale anisotropy appears (real structures run vertically: log power along rows minus down
+# columns +0.42 at 0.05 cycles/px, synthetic -0.04 without, +0.37 with) and the fit drops the PSF's
+# slow-axis widening that stood in for it (aspect 1.22 -> 1.07: the synthetic anisotropy at 0.5
+# cycles/px falls 0.69 -> 0.29, real 0.02), but two 300-step fits from there left the feature C2ST at
+# 0.76 and 0.78 against 0.74 without (2026-12-02, three fixed synthetic sets of 120), and the fit's
+# gradient does not move the bias itself (0.50 -> 0.50).
 EXTRA_FIT_PARAMS: tuple[FitParam, ...] = (
     FitParam("vessels.branch_ratio", 0.3, 0.95),
     FitParam("vessels.side_length_exponent", 0.0, 3.0),
