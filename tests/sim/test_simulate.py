@@ -105,13 +105,12 @@ DISPLACED = dict(foveal_displacement=growth.MAX_FOVEAL_DISPLACEMENT)
 
 
 @pytest.mark.parametrize("preset", ["3mm", "6mm"])
-@pytest.mark.parametrize("trees", ["default", "lopsided", "displaced"])
-def test_segments_fit_their_windows(preset, trees):
+@pytest.mark.parametrize("vessels", [{}, LOPSIDED, DISPLACED], ids=["default", "lopsided", "displaced"])
+def test_segments_fit_their_windows(preset, vessels):
     """The static window bound holds for all but freak segments (which are dropped, not clipped)."""
     cfg = svr.preset(preset)
     params = svr.default_params(cfg)
-    if trees != "default":
-        params = dataclasses.replace(params, vessels=dataclasses.replace(params.vessels, **(LOPSIDED if trees == "lopsided" else DISPLACED)))
+    params = dataclasses.replace(params, vessels=dataclasses.replace(params.vessels, **vessels))
     keys = svr.sample_keys(0, jnp.arange(8))
 
     def check(key):
