@@ -12,7 +12,10 @@ Stages, in acquisition order (each differentiable in its parameters):
    the eccentricity profile of real eyes (slab thickness, capillary layers and density) is not one
    exponential;
 2. capillary-scale texture: slowly varying multiplicative flow heterogeneity;
-3. decorrelation speckle: log-normal multiplicative noise per pixel, plus a noisy background;
+3. decorrelation noise: with ``SimConfig.decorrelation_looks`` > 0 the device's measurement itself,
+   drawn (``decorrelation``: each of that many depth samples in flow with probability 1 - exp(-signal),
+   else static tissue decorrelated by the OCT noise ``oct_noise``); with 0, a log-normal multiplicative
+   speckle (``speckle``); plus a noisy background (the noise floor);
 4. point-spread function: Gaussian lateral blur, wider along the slow (row-to-row) axis by ``psf_aspect``,
    then the rest of the system transfer function: a smooth radial gain over spatial frequency
    (``mtf_*_cpmm``, log amplitude at knots from 1.5 to 50 cycles/mm; 0 = none);
@@ -35,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .config import AppearanceParams, SimConfig
+from .decorrelation import simulated_decorrelation
 
 # Bounds on blur widths: they fix the static kernel sizes.
 MAX_PSF_UM = 20.0
@@ -158,11 +162,16 @@ def apply_appearance(
     texture = smooth_noise(k_tex, coarse, ap.texture_scale_um / coarse_um, max_sigma_px=MAX_TEXTURE_UM / coarse_um)
     texture = 1.0 + ap.texture_strength * jax.image.resize(texture, shape, "linear")
     signal = signal * jax.nn.relu(texture)
-    speckle = jnp.exp(ap.speckle * jax.random.normal(k_speckle, shape) - 0.5 * ap.speckle**2)
+    if cfg.decorrelation_looks > 0:
+        # The flow fraction: p ~ signal while small, every look in flow when large (a large vessel).
+        flow_fraction = 1.0 - jnp.exp(-jax.nn.relu(signal))
+        flow = simulated_decorrelation(k_speckle, flow_fraction, ap.oct_noise, cfg.decorrelation_looks)
+    else:
+        flow = signal * jnp.exp(ap.speckle * jax.random.normal(k_speckle, shape) - 0.5 * ap.speckle**2)
     background = ap.background + ap.background_noise * jnp.abs(jax.random.normal(k_bg, shape))
     # Static tissue's decorrelation, summed over the slab's depth: it thins to nothing at the foveola.
     background = background * (1.0 - jnp.clip(ap.foveal_background_dim, 0.0, 1.0) * thin_slab) * floor_profile
-    image = gaussian_blur(signal * speckle + background, ap.psf_sigma_um / px_um, max_sigma_px=MAX_PSF_UM / px_um, aspect=ap.psf_aspect)
+    image = gaussian_blur(flow + background, ap.psf_sigma_um / px_um, max_sigma_px=MAX_PSF_UM / px_um, aspect=ap.psf_aspect)
     image = apply_transfer(image, ap, px_um)
 
     yy, xx = jnp.meshgrid(jnp.linspace(-1.0, 1.0, shape[0]), jnp.linspace(-1.0, 1.0, shape[1]), indexing="ij")

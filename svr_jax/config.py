@@ -58,6 +58,9 @@ class SimConfig:
     growth: GrowthConfig = dataclasses.field(default_factory=GrowthConfig)
     antialias_px: float = 0.75  # half-width of the pixel anti-aliasing kernel of the splat
     deep_downsample: int = 2  # the deeper plexus is only seen blurred: render it on a coarser canvas
+    # Depth samples ("looks") of the simulated decorrelation averaged into a pixel (svr_jax.decorrelation);
+    # 0: a log-normal speckle on the signal instead (AppearanceParams.speckle).
+    decorrelation_looks: int = 0
 
 
 def _pytree(cls):
@@ -108,7 +111,8 @@ class AppearanceParams:
     deep_blur_um: float = 10.0  # extra blur of the out-of-focus deeper plexus
     texture_strength: float = 0.3  # capillary-scale multiplicative texture
     texture_scale_um: float = 25.0
-    speckle: float = 0.45  # log-normal decorrelation speckle (std of log)
+    speckle: float = 0.45  # log-normal decorrelation speckle (std of log), with SimConfig.decorrelation_looks = 0
+    oct_noise: float = 0.1  # OCT noise amplitude over static tissue's, with SimConfig.decorrelation_looks > 0
     background: float = 0.02  # additive background signal (the noise floor: a real FAZ is nearly black)
     background_noise: float = 0.03
     psf_sigma_um: float = 4.0  # lateral point-spread function
@@ -194,7 +198,7 @@ class SimParams:
 
 # Presets mirror OCTA-500's two scan sizes.
 PRESETS: dict[str, SimConfig] = {
-    "3mm": SimConfig(field=FieldConfig(fov_mm=3.0, size_px=304), growth=GrowthConfig()),
+    "3mm": SimConfig(field=FieldConfig(fov_mm=3.0, size_px=304), growth=GrowthConfig(), decorrelation_looks=8),
     "6mm": SimConfig(
         field=FieldConfig(fov_mm=6.0, size_px=400),
         growth=GrowthConfig(

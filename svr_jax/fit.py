@@ -54,6 +54,7 @@ DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
     FitParam("appearance.texture_strength", 0.0, 0.9),
     FitParam("appearance.texture_scale_um", 8.0, 58.0),
     FitParam("appearance.speckle", 0.05, 1.2),
+    FitParam("appearance.oct_noise", 0.0, 0.5),  # with SimConfig.decorrelation_looks > 0 (speckle without)
     FitParam("appearance.background", 0.0, 0.4),
     FitParam("appearance.background_noise", 0.0, 0.3),
     FitParam("appearance.psf_sigma_um", 1.0, 19.0),

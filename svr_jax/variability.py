@@ -45,6 +45,8 @@ SPREADS: tuple[tuple[str, str, float], ...] = (
     ("appearance", "parafovea_mm", 0.3),
     ("appearance", "line_artifact_rate", 0.8),
     ("appearance", "line_artifact_strength", 0.4),
+    # Last: appending keeps every earlier parameter's draw (the normals are drawn by index).
+    ("appearance", "oct_noise", 0.3),
 )
 FRACTIONS = {"capillary_presence", "deep_presence"}  # probabilities: kept in (0, 1]
 ADDITIVE = {"falloff"}  # spread as value + scale * sd * z instead of a log-normal factor
