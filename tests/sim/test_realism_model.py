@@ -158,7 +158,9 @@ def test_fitted_presets_are_the_command_defaults():
     from svr_jax.cli import conf_dir
     from svr_jax.commands.generate import preset_params
 
-    for fov in ("3mm", "6mm"):
+    presets = sorted(p.stem for p in (conf_dir() / "fov").glob("*.yaml"))
+    assert presets == sorted(svr.config.PRESETS)  # every preset has its fitted values, and every file a preset
+    for fov in presets:
         cfg, params = preset_params(fov)
         fitted = OmegaConf.to_container(OmegaConf.load(conf_dir() / "fov" / f"{fov}.yaml").params)
         assert fitted, f"conf/fov/{fov}.yaml has no fitted params"
@@ -166,6 +168,7 @@ def test_fitted_presets_are_the_command_defaults():
             for name, value in values.items():
                 assert float(getattr(getattr(params, group), name)) == pytest.approx(value), (fov, group, name)
         assert params != svr.default_params(cfg)
+    assert preset_params("3mm_decorrelation")[0].decorrelation_looks == 8 and preset_params("3mm")[0].decorrelation_looks == 0
 
 
 def test_transfer_function_scales_each_frequency_by_its_gain():
