@@ -24,8 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
+    from svr_jax.config import PRESETS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fov", default="3mm", choices=["3mm", "6mm", "3mm_decorrelation"])
+    parser.add_argument("--fov", default="3mm", choices=sorted(PRESETS))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5, help="timed steps after the first (compiling) one")
     parser.add_argument("--project-steps", type=int, default=300)

@@ -43,8 +43,10 @@ THRESHOLDS = (10.0, 5.0, 2.0, 1.0, 0.5)
 
 
 def main(argv=None) -> int:
+    from svr_jax.config import PRESETS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fov", default="3mm", choices=["3mm", "6mm", "3mm_decorrelation"])
+    parser.add_argument("--fov", default="3mm", choices=sorted(PRESETS))
     parser.add_argument("--real", type=Path, default=Path(os.environ.get("SVR_OCTA500", REPO.parent / "shared" / "data" / "octa500")))
     parser.add_argument("--pool", type=int, default=128, help="synthetic eyes per evaluation (the same eyes every time)")
     parser.add_argument("--step", type=float, default=0.15, help="finite-difference step in logits")

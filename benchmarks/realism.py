@@ -219,9 +219,11 @@ def by_variability(cfg, params, real_features: np.ndarray, *, n: int, seed: int)
 
 
 def main(argv=None) -> int:
+    from svr_jax.config import PRESETS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real", type=Path, default=default_real_dir(), help="real data folder (labels.csv layout)")
-    parser.add_argument("--fov", nargs="+", default=["3mm", "6mm"], choices=["3mm", "6mm", "3mm_decorrelation"])
+    parser.add_argument("--fov", nargs="+", default=["3mm", "6mm"], choices=sorted(PRESETS))
     parser.add_argument("--quick", action="store_true", help="24 real images per field, no CNN")
     parser.add_argument("--no-cnn", action="store_true")
     parser.add_argument("--epochs", type=int, default=6)
