@@ -136,6 +136,11 @@ class AppearanceParams:
     # > 0: the white point is the image's own: the brightest this fraction of pixels saturate (the
     # export stretches each scan to its percentile; OCTA-500: 1.04 % at 3 mm); 0: the fixed white_point.
     saturated_fraction: float = 0.0
+    # The export's pixel-scale detail filter: gains on the bright and the dark deviations of each pixel from
+    # its 0.7 px neighbourhood (appearance.DETAIL_SIGMA_PX), 1 = none; unequal gains reshape the finest
+    # texture (peaks vs pits) without changing its power much.
+    detail_bright_gain: float = 1.0
+    detail_dark_gain: float = 1.0
     falloff: float = 0.0  # signal fall-off towards the field edge
     # Its fitted residual: log gain at 0.5, 0.75, 1 and 1.42 half-sides from the field centre (0 at the centre).
     field_gain_0p5: float = 0.0

@@ -64,6 +64,8 @@ DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
     FitParam("appearance.gamma", 0.4, 2.5),
     *(FitParam(f"appearance.{name}", -1.0, 1.0) for name in TONE_FIELDS),
     FitParam("appearance.white_point", 0.6, 1.2),
+    FitParam("appearance.detail_bright_gain", 0.5, 1.6),
+    FitParam("appearance.detail_dark_gain", 0.5, 1.6),
     FitParam("appearance.falloff", -0.5, 0.6),
     *(FitParam(f"appearance.{name}", -1.0, 1.0) for name in FIELD_GAIN_FIELDS),
     FitParam("appearance.illumination_sd", 0.0, 0.6),
