@@ -137,11 +137,12 @@ def tone_curve(image: jax.Array, ap: AppearanceParams) -> jax.Array:
 
 def detail_filter(image: jax.Array, ap: AppearanceParams) -> jax.Array:
     """Scale each pixel's bright and dark deviations from its ``DETAIL_SIGMA_PX`` Gaussian neighbourhood by
-    ``detail_bright_gain`` and ``detail_dark_gain``. Real OCTA's finest texture is not the symmetric
-    one that blur and speckle leave: relative to its power, the 6 µm ridge response of OCTA-500 scans (how
-    much of it is bright peaks and lines) is consistently lower than a simulated scan's (README, #6); the
-    device's despeckling and display filtering are not published, so their net effect is fitted here.
-    Gains of exactly 1 return ``image`` unchanged, bit for bit."""
+    ``detail_bright_gain`` and ``detail_dark_gain``. The balance of peaks and pits in the finest texture
+    is the device's (its despeckling and display filtering are not published), not what blur and speckle
+    leave; real scans keep a near-exact relation between the 6 µm ridge response, the 10 and 60 µm local
+    contrast and the highest spectrum bands, which moves with these gains and with little else (README,
+    "The detail filter"), so their net effect is fitted. Gains of exactly 1 return ``image`` unchanged,
+    bit for bit."""
     detail = image - gaussian_blur(image, DETAIL_SIGMA_PX, max_sigma_px=DETAIL_SIGMA_PX)
     return image + (ap.detail_bright_gain - 1.0) * jax.nn.relu(detail) - (ap.detail_dark_gain - 1.0) * jax.nn.relu(-detail)
 
