@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 import svr_jax as svr
 from svr_jax import decorrelation
@@ -41,6 +42,17 @@ def test_single_looks_match_the_two_scan_reference(flow_fraction, noise):
     assert abs(fast.mean() - ref.mean()) < 4 * se + 1e-6
     q = np.linspace(0.05, 0.95, 19)
     np.testing.assert_allclose(np.quantile(fast, q), np.quantile(ref, q), atol=0.01 / decorrelation.FLOW_MEAN)
+    # The whole law, tails included: the two-sample Kolmogorov-Smirnov distance under its 0.1 % critical value.
+    assert scipy.stats.ks_2samp(fast, ref).statistic < 1.95 * math.sqrt(2.0 / n)
+
+
+def test_the_look_formula_at_kappa_one_is_the_two_scan_flow_law():
+    # The derivation's other end: kappa = 1 (independent scans) against the reference's flow looks.
+    rng = np.random.default_rng(7)
+    n = 200_000
+    w, cos2_phi = rng.random(n), np.cos(np.pi * rng.random(n)) ** 2
+    polar = np.asarray(decorrelation.look_decorrelation(jnp.asarray(w), jnp.asarray(cos2_phi), 1.0)) / decorrelation.FLOW_MEAN
+    assert scipy.stats.ks_2samp(polar, reference_looks(rng, 1.0, 0.0, n)).statistic < 1.95 * math.sqrt(2.0 / n)
 
 
 def test_flow_mean_is_one_and_noise_free_static_tissue_is_zero():
