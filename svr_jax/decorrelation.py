@@ -40,6 +40,55 @@ def look_decorrelation(w: jax.Array, cos2_phi: jax.Array, kappa) -> jax.Array:
     return q / (1.0 + jnp.sqrt(jnp.clip(1.0 - q, 0.0, 1.0)))  # 1 - sqrt(1 - q), exact for small q too
 
 
+def look_draws(bits: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """[2, looks, H, W] uint32 -> (u, w, cos^2 phi), each [looks, H, W]. Two 32-bit words per look: the
+    flow/static draw u and the angle take 16 bits each, w 23 (its tail near 1 sets static tissue's rare
+    large decorrelations). Midpoints: every draw lies strictly inside (0, 1)."""
+    u = ((bits[0] >> 16).astype(jnp.float32) + 0.5) * 2.0**-16
+    cos2_phi = jnp.cos(jnp.pi * 2.0**-16 * ((bits[0] & 0xFFFF).astype(jnp.float32) + 0.5)) ** 2
+    w = ((bits[1] >> 9).astype(jnp.float32) + 0.5) * 2.0**-23
+    return u, w, cos2_phi
+
+
+def flow_look(w: jax.Array) -> jax.Array:
+    """A flow look: a1^2 / (a1^2 + a2^2) is uniform for independent amplitudes, so 1 - 2 sqrt(w (1 - w))
+    is the kappa = 1 law in fewer operations."""
+    return 1.0 - 2.0 * jnp.sqrt(w * (1.0 - w))
+
+
+@jax.custom_vjp
+def mean_of_looks(flow_fraction: jax.Array, kappa: jax.Array, bits: jax.Array) -> jax.Array:
+    """[H, W] flow fraction, static tissue's kappa, the looks' random words -> [H, W] mean decorrelation in
+    units of ``FLOW_MEAN``: each look in flow where its u < p (an exact Bernoulli draw).
+
+    The gradient is a straight-through soft step's (d/dp of a look: the soft step's slope at p - u times
+    flow - static; d/dkappa: the static looks'), computed in the forward pass as two [H, W] sums so that
+    the backward pass keeps no per-look arrays (a 3 mm fit step at batch 16: 2.71 -> 2.22 s)."""
+    u, w, cos2_phi = look_draws(bits)
+    return jnp.mean(jnp.where(u < flow_fraction, flow_look(w), look_decorrelation(w, cos2_phi, kappa)), axis=0) / FLOW_MEAN
+
+
+def _mean_of_looks_fwd(flow_fraction, kappa, bits):
+    u, w, cos2_phi = look_draws(bits)
+    flow = flow_look(w)
+    static, d_static = jax.jvp(lambda k: look_decorrelation(w, cos2_phi, k), (kappa,), (jnp.ones_like(kappa),))
+    in_flow = u < flow_fraction
+    z = (flow_fraction - u) / MIX_SOFTNESS
+    slope = jax.nn.sigmoid(z) * jax.nn.sigmoid(-z) / MIX_SOFTNESS
+    out = jnp.mean(jnp.where(in_flow, flow, static), axis=0) / FLOW_MEAN
+    d_flow_fraction = jnp.mean(slope * (flow - static), axis=0) / FLOW_MEAN
+    d_kappa = jnp.mean(jnp.where(in_flow, 0.0, d_static), axis=0) / FLOW_MEAN
+    return out, (d_flow_fraction, d_kappa)
+
+
+def _mean_of_looks_bwd(residuals, g):
+    d_flow_fraction, d_kappa = residuals
+    return g * d_flow_fraction, jnp.sum(g * d_kappa), None
+
+
+mean_of_looks.defvjp(_mean_of_looks_fwd, _mean_of_looks_bwd)
+
+
 def simulated_decorrelation(key: jax.Array, flow_fraction: jax.Array, noise, looks: int) -> jax.Array:
     """[H, W] flow fraction p in [0, 1] (the share of the slab's depth samples in flowing blood) ->
     [H, W] mean decorrelation over ``looks`` looks, in units of ``FLOW_MEAN``.
@@ -47,18 +96,5 @@ def simulated_decorrelation(key: jax.Array, flow_fraction: jax.Array, noise, loo
     ``noise``: the OCT noise amplitude relative to static tissue's (per complex component); it alone
     decorrelates static tissue. Each look is in flow with probability p (an exact Bernoulli draw whose
     gradient is a soft step's, so it reaches p). Pure and key-first; ``looks`` is static (the draws' shape)."""
-    shape = (looks,) + flow_fraction.shape
-    # Two 32-bit words per look: the flow/static draw and the angle take 16 bits each, w 23 (its tail
-    # near 1 sets static tissue's rare large decorrelations).
-    bits = jax.random.bits(key, (2,) + shape, jnp.uint32)
-    u = ((bits[0] >> 16).astype(jnp.float32) + 0.5) * 2.0**-16
-    cos2_phi = jnp.cos(jnp.pi * 2.0**-16 * ((bits[0] & 0xFFFF).astype(jnp.float32) + 0.5)) ** 2
-    w = ((bits[1] >> 9).astype(jnp.float32) + 0.5) * 2.0**-23
-    # A flow look: a1^2 / (a1^2 + a2^2) is uniform for independent amplitudes, so 1 - 2 sqrt(w (1 - w))
-    # is the kappa = 1 law in fewer operations.
-    flow = 1.0 - 2.0 * jnp.sqrt(w * (1.0 - w))
-    static = look_decorrelation(w, cos2_phi, noise**2 / (2.0 + noise**2))
-    # Each look in flow with probability p: drawn exactly, differentiated as a soft step (straight through).
-    soft = jax.nn.sigmoid((flow_fraction - u) / MIX_SOFTNESS)
-    in_flow = (u < flow_fraction).astype(soft.dtype) + soft - jax.lax.stop_gradient(soft)
-    return jnp.mean(in_flow * flow + (1.0 - in_flow) * static, axis=0) / FLOW_MEAN
+    bits = jax.random.bits(key, (2, looks) + flow_fraction.shape, jnp.uint32)
+    return mean_of_looks(flow_fraction, jnp.asarray(noise**2 / (2.0 + noise**2), jnp.float32), bits)

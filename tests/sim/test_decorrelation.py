@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -84,6 +85,31 @@ def test_gradients_reach_the_flow_fraction_and_the_noise():
     assert np.isfinite(d_p) and np.isfinite(d_noise)
     assert d_p == pytest.approx(1.0 - 0.14, abs=0.25)  # d/dp [p + (1 - p) static mean], static mean ~0.14 at 0.2
     assert d_noise > 0
+
+
+def straight_through_reference(key, flow_fraction, noise, looks):
+    """The same looks (same draws), differentiated by autodiff of the straight-through soft step."""
+    u, w, cos2_phi = decorrelation.look_draws(jax.random.bits(key, (2, looks) + flow_fraction.shape, jnp.uint32))
+    static = decorrelation.look_decorrelation(w, cos2_phi, noise**2 / (2.0 + noise**2))
+    soft = jax.nn.sigmoid((flow_fraction - u) / decorrelation.MIX_SOFTNESS)
+    in_flow = (u < flow_fraction).astype(soft.dtype) + soft - jax.lax.stop_gradient(soft)
+    return jnp.mean(in_flow * decorrelation.flow_look(w) + (1.0 - in_flow) * static, axis=0) / decorrelation.FLOW_MEAN
+
+
+def test_the_forward_pass_gradient_is_the_straight_through_autodiff():
+    key = jax.random.key(8)
+    p = jax.random.uniform(jax.random.key(9), (48, 48))
+    weights = jax.random.normal(jax.random.key(10), (48, 48))  # a loss that weighs pixels differently
+
+    def loss(f, p, noise):
+        return jnp.sum(weights * f(key, p, noise, 8))
+
+    fast = jax.jit(jax.value_and_grad(partial(loss, decorrelation.simulated_decorrelation), argnums=(0, 1)))(p, 0.2)
+    ref = jax.value_and_grad(partial(loss, straight_through_reference), argnums=(0, 1))(p, 0.2)
+    np.testing.assert_allclose(fast[0], ref[0], rtol=1e-5)
+    np.testing.assert_allclose(fast[1][0], ref[1][0], rtol=1e-3, atol=1e-5)  # float32 rounding of the slope
+    np.testing.assert_allclose(fast[1][1], ref[1][1], rtol=1e-4)
+    assert float(jnp.abs(ref[1][0]).sum()) > 1.0 and abs(float(ref[1][1])) > 0.1  # gradients that can differ
 
 
 def test_the_appearance_switches_to_it_and_stays_in_range(small_cfg, small_params):
