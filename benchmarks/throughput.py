@@ -7,15 +7,18 @@ apart from steady-state time; steady state is the best of several timed calls, e
     python benchmarks/throughput.py --quick    # one batch size, < 60 s on a 2-core CPU
     python benchmarks/throughput.py --preset 6mm --batches 16 64 256
     python benchmarks/throughput.py --quick --stage mixed   # with the diabetic-retinopathy stage mixture
+    python benchmarks/throughput.py --quick --plain-malloc  # without svr's huge-page malloc (other C libraries)
 
 The last line printed is one JSON object (keys images_per_s, segments_per_image, height, width, batch,
-device, compile_s, per_batch).
+device, hugepage_malloc, compile_s, per_batch).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 
 import jax
@@ -47,7 +50,7 @@ def measure(cfg, params, batch: int, repeats: int, stage: str = "normal") -> dic
     )
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="3mm", choices=sorted(svr.config.PRESETS))
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 64])
@@ -55,7 +58,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one batch size of 16, two timed calls")
     parser.add_argument("--stage", default="normal", choices=svr.pathology.STAGE_CHOICES,
                         help="disease stage; 'mixed' draws it per image from the stage mixture")
-    args = parser.parse_args()
+    parser.add_argument("--plain-malloc", action="store_true", help="without the huge-page malloc that `svr` runs with")
+    args = parser.parse_args(argv)
+    if argv is None and not args.plain_malloc:  # as `svr generate` runs: huge-page malloc (svr_jax/runtime.py)
+        from svr_jax.runtime import reexec_with_hugepage_malloc
+
+        reexec_with_hugepage_malloc(sys.argv)
     if args.quick:
         args.batches, args.repeats = [16], 2
     cfg = svr.preset(args.preset)
@@ -76,6 +84,7 @@ def main() -> None:
         batch=best["batch"],
         compile_s=best["compile_s"],
         device=f"{device.platform}:{device.device_kind}",
+        hugepage_malloc="glibc.malloc.hugetlb" in os.environ.get("GLIBC_TUNABLES", ""),
         preset=args.preset,
         stage=args.stage,
         per_batch=rows,
