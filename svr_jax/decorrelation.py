@@ -9,7 +9,7 @@ few looks it gives the fine-scale texture whose statistics real scans share (the
 between ridge, local-contrast and high-frequency statistics that a log-normal factor on the signal
 misses: README, "The decorrelation model").
 
-A look is drawn from two uniforms, not from the two scans' six Gaussians (3.4x cheaper, the same
+A look is drawn from two uniforms, not from the two scans' six Gaussians (4x cheaper here, the same
 distribution; tests/sim/test_decorrelation.py checks it against a slow reference that draws the scans).
 Write the scans' complex amplitudes as z1,2 = m +- d. For circular Gaussian fields m and d are
 independent, so |d|^2 / |m|^2 = kappa w / (1 - w) with w uniform (a ratio of two exponentials) and kappa
