@@ -168,7 +168,7 @@ def test_fitted_presets_are_the_command_defaults():
             for name, value in values.items():
                 assert float(getattr(getattr(params, group), name)) == pytest.approx(value), (fov, group, name)
         assert params != svr.default_params(cfg)
-    assert preset_params("3mm_decorrelation")[0].decorrelation_looks == 8 and preset_params("3mm")[0].decorrelation_looks == 0
+    assert preset_params("3mm")[0].decorrelation_looks == 8 and preset_params("3mm_lognormal")[0].decorrelation_looks == 0
 
 
 def test_transfer_function_scales_each_frequency_by_its_gain():
