@@ -17,14 +17,14 @@ from pathlib import Path
 COMMANDS = {
     "generate": "svr_jax.commands.generate",
     "fit": "svr_jax.commands.fit",
-    "export": "svr_jax.commands.export",
+    "export": "svr_jax.export.pipeline",
     "check-text": "svr_jax.commands.check_text",
 }
 
 
 def conf_dir() -> Path:
     """The Hydra config folder: ``$SVR_CONF_DIR`` or the repository's ``conf/``."""
-    return Path(os.environ.get("SVR_CONF_DIR", Path(__file__).resolve().parents[1] / "conf"))
+    return Path(os.environ.get("SVR_CONF_DIR", Path(__file__).resolve().parent / "conf"))
 
 
 def _usage() -> str:

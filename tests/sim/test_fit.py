@@ -268,7 +268,7 @@ def test_write_preset_keeps_header_and_other_values(tmp_path, monkeypatch):
     from svr_jax.commands.fit import write_preset
 
     conf = tmp_path / "conf"
-    shutil.copytree(REPO / "conf", conf)
+    shutil.copytree(REPO / "svr_jax" / "conf", conf)
     (conf / "fov" / "3mm.yaml").write_text("# header\nname: 3mm\nparams:\n  vessels:\n    murray_exponent: 2.9\n")
     monkeypatch.setenv("SVR_CONF_DIR", str(conf))
     path = write_preset("3mm", {"appearance.gain": 1.23456, "vessels.capillary_presence": 0.9})

@@ -28,9 +28,9 @@ import numpy as np
 from .. import __version__
 from ..export import shards as shard_lib
 from ..pathology import STAGES
-from .generate import (FovSchema, GenerateJob, StageSchema, enable_compilation_cache, parse_pathology, parse_variability,
+from ..commands.generate import (FovSchema, GenerateJob, StageSchema, enable_compilation_cache, parse_pathology, parse_variability,
                        sim_and_params)
-from .schema import ParamsOverride, overrides_dict, require_at_least
+from ..commands.schema import ParamsOverride, overrides_dict, require_at_least
 
 DEFAULT_TASKS = dict(reasoning=0.5, dr_yes_no=0.1, stage=0.1, count_ma=0.1, grounding=0.1, caption=0.1)
 MASK_COLUMNS = ("vessel", "artery", "vein", "capillary", "large_vessel", "faz")
@@ -209,7 +209,7 @@ def batch_renderer(job: ExportJob):
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     from ..simulate import sample_keys
-    from .generate import batched_simulator
+    from ..commands.generate import batched_simulator
 
     batch = job.base.batch
     devices = jax.local_devices()
