@@ -43,7 +43,8 @@ def main(argv=None) -> int:
     import numpy as np
 
     from svr_jax import fit as fit_lib
-    from svr_jax.commands.generate import default_variability, preset_params
+    from svr_jax.presets import preset_params
+    from svr_jax.variability import default_variability
     from svr_jax.realdata import load_folder
 
     cfg, params = preset_params(args.fov)  # `svr fit` starts from the preset (conf/fov/<fov>.yaml)

@@ -60,7 +60,8 @@ def main(argv=None) -> int:
 
     from svr_jax import fit as fit_lib
     from svr_jax import stats as stats_lib
-    from svr_jax.commands.generate import default_variability, preset_params
+    from svr_jax.presets import preset_params
+    from svr_jax.variability import default_variability
     from svr_jax.realdata import load_folder
 
     t_start = time.perf_counter()

@@ -83,8 +83,8 @@ def synthetic_set(fov: str, n: int, seed: int, *, variability: float, dr_fractio
     import jax
     import jax.numpy as jnp
 
-    from svr_jax.commands.generate import preset_params  # conf/fov/<fov>.yaml, as `svr export` uses it
-    from svr_jax.commands.generate import batched_simulator
+    from svr_jax.presets import preset_params  # svr_jax/conf/fov/<fov>.yaml, as `svr export` uses it
+    from svr_jax.batch import batched_simulator
     from svr_jax.pathology import PathologyConfig
     from svr_jax.simulate import sample_keys
 
@@ -357,7 +357,8 @@ def main(argv=None) -> int:
     import jax
 
     from svr_jax import metrics
-    from svr_jax.commands.generate import default_variability, enable_compilation_cache
+    from svr_jax.runtime import enable_compilation_cache
+    from svr_jax.variability import default_variability
 
     if args.variability is None:
         args.variability = default_variability()

@@ -21,8 +21,8 @@ import time
 import svr_jax as svr
 from svr_jax.text.check import contradictions, final_line_parses, split_sentences
 from svr_jax.text.reasoning import families
-from svr_jax.commands.generate import enable_compilation_cache
-from svr_jax.text.source import simulated
+from svr_jax.runtime import enable_compilation_cache
+from svr_jax.simulated import simulated
 from svr_jax.text.tasks import TASKS, all_prompts, answer
 
 
@@ -48,7 +48,7 @@ def main() -> None:
     if args.preset == "small":
         cfg, params = small_config()
     else:
-        from svr_jax.commands.generate import preset_params
+        from svr_jax.presets import preset_params
 
         cfg, params = preset_params(args.preset)
 

@@ -26,7 +26,7 @@ RANGES = dict(faz_area_mm2=(0.15, 0.45), large_vessel_fraction=(0.044, 0.094))
 
 
 def synthetic_stats(preset: str, n: int, batch: int, seed: int):
-    from svr_jax.commands.generate import preset_params
+    from svr_jax.presets import preset_params
 
     cfg, params = preset_params(preset)  # the fitted preset `svr generate` uses
     run = jax.jit(lambda keys, p: svr.simulate_batch(keys, p, cfg))

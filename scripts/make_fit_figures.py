@@ -35,7 +35,9 @@ def main(argv=None) -> int:
 
     from svr_jax import config as config_lib
     from svr_jax.commands.fit import evaluate, plot_report
-    from svr_jax.commands.generate import default_variability, enable_compilation_cache, preset_params
+    from svr_jax.presets import preset_params
+    from svr_jax.runtime import enable_compilation_cache
+    from svr_jax.variability import default_variability
     from svr_jax.fit import real_summary
     from svr_jax.realdata import load_folder
 

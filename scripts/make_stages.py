@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "img" / "stages_3mm.png"))
     args = parser.parse_args()
-    from svr_jax.commands.generate import preset_params
+    from svr_jax.presets import preset_params
 
     cfg, params = preset_params(args.preset)  # the fitted preset `svr generate` uses
     n_stages, cols = len(svr.STAGES), args.columns

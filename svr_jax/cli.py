@@ -10,21 +10,18 @@ Any bad input ends in one line on stderr, ``svr <command>: error: ...``, exit st
 from __future__ import annotations
 
 import importlib
-import os
 import sys
-from pathlib import Path
+
+from .presets import conf_dir as conf_dir
 
 COMMANDS = {
     "generate": "svr_jax.commands.generate",
     "fit": "svr_jax.commands.fit",
-    "export": "svr_jax.export.pipeline",
+    "export": "svr_jax.commands.export_cmd",
     "check-text": "svr_jax.commands.check_text",
 }
 
 
-def conf_dir() -> Path:
-    """The Hydra config folder: ``$SVR_CONF_DIR`` or the repository's ``conf/``."""
-    return Path(os.environ.get("SVR_CONF_DIR", Path(__file__).resolve().parent / "conf"))
 
 
 def _usage() -> str:

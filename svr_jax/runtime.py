@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 # glibc >= 2.35: malloc asks for transparent huge pages (madvise) for its large blocks; ignored by older
 # glibc and other C libraries.
@@ -26,3 +27,13 @@ def reexec_with_hugepage_malloc(argv: list[str]) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *argv], env)
+
+
+def enable_compilation_cache() -> None:
+    """Persist compiled XLA programs across runs: a second `svr generate` starts in seconds."""
+    import jax
+
+    cache = os.environ.get("SVR_JAX_CACHE", str(Path.home() / ".cache" / "svr_jax" / "xla"))
+    if cache:
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

@@ -83,3 +83,13 @@ def per_sample_params(sample_key: jax.Array, params: SimParams, scale: float) ->
     """The parameters the sample of ``sample_key`` is simulated with: drawn around ``params`` at a static
     ``scale`` (0: ``params`` itself, and no draw is traced)."""
     return sample_params(variability_key(sample_key), params, scale) if scale else params
+
+
+def default_variability() -> float:
+    """The per-sample parameter spread `svr generate`/`svr export` use unless told otherwise
+    (``conf/generate.yaml``): the benchmarks simulate at it too."""
+    from omegaconf import OmegaConf
+
+    from .presets import conf_dir
+
+    return float(OmegaConf.load(conf_dir() / "generate.yaml").get("variability") or 0.0)

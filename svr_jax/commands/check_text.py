@@ -94,7 +94,7 @@ def _folder_texts(folder: Path):
 
 
 def _simulated_texts(job: CheckTextJob):
-    from ..text.source import simulated
+    from ..simulated import simulated
     from ..text.tasks import TASKS, answer
 
     for index, m, _, _ in simulated(job.sim, job.params, stage=job.stage, seed=job.seed, n=job.n,

@@ -18,7 +18,8 @@ from typing import Any, List, Optional
 import numpy as np
 
 from .. import config as config_lib
-from .generate import FovSchema, sim_and_params
+from ..presets import sim_and_params
+from .generate import FovSchema
 from .schema import ParamsOverride, overrides_dict, require_at_least
 
 
@@ -125,7 +126,7 @@ def write_preset(fov_name: str, values: dict[str, float]) -> Path:
     """Replace the ``params:`` mapping of ``conf/fov/<fov>.yaml``, keeping its comment header."""
     from omegaconf import OmegaConf
 
-    from ..cli import conf_dir
+    from ..presets import conf_dir
 
     path = conf_dir() / "fov" / f"{fov_name}.yaml"
     header = [line for line in path.read_text().splitlines() if line.startswith("#")] if path.exists() else []
@@ -251,7 +252,7 @@ def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
 
 
 def run(job: FitJob) -> None:
-    from .generate import enable_compilation_cache
+    from ..runtime import enable_compilation_cache
 
     enable_compilation_cache()
     reports = []

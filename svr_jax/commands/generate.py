@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
-import hashlib
-import json
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +11,13 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import config as config_lib
+from ..batch import batched_simulator as batched_simulator  # noqa: F401 (also importable from here, as before)
+from ..jobs import GenerateJob
 from ..pathology import STAGES, PathologyConfig
+from ..presets import preset_params as preset_params  # noqa: F401
+from ..presets import sim_and_params
+from ..runtime import enable_compilation_cache
+from ..variability import default_variability as default_variability  # noqa: F401
 from .schema import ParamsOverride, overrides_dict, require_at_least
 
 
@@ -61,77 +64,6 @@ class GenerateSchema:
 SCHEMA = GenerateSchema  # registered by the CLI as "generate_schema" (conf/*.yaml defaults)
 
 
-@dataclasses.dataclass(frozen=True)
-class GenerateJob:
-    sim: config_lib.SimConfig
-    params: config_lib.SimParams
-    fov_name: str
-    n: int
-    first_index: int
-    seed: int
-    out: Path
-    batch: int
-    contact_sheet: bool
-    masks: bool
-    pathology: PathologyConfig = PathologyConfig()
-    variability: float = 0.0
-
-    def config_hash(self) -> str:
-        return self._config_hash
-
-    @functools.cached_property  # asked per exported row; the job is frozen, so compute it once
-    def _config_hash(self) -> str:
-        identity = dict(sim=dataclasses.asdict(self.sim), params=config_lib.params_to_dict(self.params), seed=self.seed)
-        if self.pathology.active:  # a healthy run keeps the hash it had before the disease stage existed
-            identity["pathology"] = dataclasses.asdict(self.pathology)
-        if self.variability:  # likewise for runs without per-sample variability
-            identity["variability"] = self.variability
-        blob = json.dumps(identity, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params: dict):
-    """Preset -> static config and parameters with the preset's fitted values and user overrides."""
-    if size_px is not None and size_px <= 0:
-        raise ValueError(f"size_px must be > 0, got {size_px}")
-    if fov_mm is not None and not fov_mm > 0:
-        raise ValueError(f"fov_mm must be > 0, got {fov_mm}")
-    sim = config_lib.preset(fov_name)
-    if size_px is not None or fov_mm is not None:
-        field = dataclasses.replace(
-            sim.field,
-            size_px=sim.field.size_px if size_px is None else int(size_px),
-            fov_mm=sim.field.fov_mm if fov_mm is None else float(fov_mm),
-        )
-        sim = dataclasses.replace(sim, field=field)
-    config_lib.validate(sim)
-    params = config_lib.default_params(sim)
-    params = config_lib.params_from_dict(params, fov_params)
-    params = config_lib.params_from_dict(params, user_params)
-    return sim, params
-
-
-def preset_params(fov_name: str) -> tuple[config_lib.SimConfig, config_lib.SimParams]:
-    """The static config and the parameters `svr generate fov=<fov_name>` uses: the library defaults
-    overlaid with the fitted values in ``conf/fov/<fov_name>.yaml``."""
-    from omegaconf import OmegaConf
-
-    from ..cli import conf_dir
-
-    node = OmegaConf.load(conf_dir() / "fov" / f"{fov_name}.yaml")
-    return sim_and_params(fov_name, None, None, overrides_dict(node.get("params") or {}), {})
-
-
-def default_variability() -> float:
-    """The per-sample parameter spread `svr generate`/`svr export` use unless told otherwise
-    (``conf/generate.yaml``): the benchmarks simulate at it too."""
-    from omegaconf import OmegaConf
-
-    from ..cli import conf_dir
-
-    return float(OmegaConf.load(conf_dir() / "generate.yaml").get("variability") or 0.0)
-
-
 def parse_variability(cfg) -> float:
     """The per-sample parameter spread (shared with ``svr export``)."""
     value = float(cfg.get("variability") or 0.0)
@@ -173,34 +105,6 @@ def parse(cfg) -> GenerateJob:
         pathology=pathology,
         variability=parse_variability(cfg),
     )
-
-
-def enable_compilation_cache() -> None:
-    """Persist compiled XLA programs across runs: a second `svr generate` starts in seconds."""
-    import os
-
-    import jax
-
-    cache = os.environ.get("SVR_JAX_CACHE", str(Path.home() / ".cache" / "svr_jax" / "xla"))
-    if cache:
-        jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-
-
-@functools.lru_cache(maxsize=8)
-def batched_simulator(sim: config_lib.SimConfig, pathology: PathologyConfig = PathologyConfig(), variability: float = 0.0):
-    """jit(vmap(simulate)) for a static config, disease stage and parameter spread; call with (keys [B], params).
-
-    With ``variability`` > 0 each sample's parameters are drawn around ``params`` from its own key
-    (``svr_jax.variability``), so sample i stays a pure function of (config, seed, i).
-    Cached per (config, stage, spread) so that later jobs in one process (benchmarks, tests, notebooks)
-    reuse the traced program instead of tracing the large graph again (seconds, even with the disk cache)."""
-    import jax
-
-    from ..simulate import simulate
-    from ..variability import per_sample_params
-
-    return jax.jit(jax.vmap(lambda key, params: simulate(key, per_sample_params(key, params, variability), sim, pathology), in_axes=(0, None)))
 
 
 def lesion_metadata(lesions_np: dict) -> dict:

@@ -1,8 +1,5 @@
-"""``svr export``: image + reasoning pairs as Parquet shards, resumable, reproducible, verifiable.
-
-    svr export n=100000 out=data/octa100k stage=mixed shard_size=1000
-    svr export verify out=data/octa100k
-    svr export -m n=100000 out=data/octa100k shards=0:25,25:50,50:75,75:100 hydra/launcher=joblib
+"""The export pipeline behind ``svr export``: image + reasoning pairs as Parquet shards, resumable,
+reproducible, verifiable.
 
 Sample i is a pure function of (config, seed, i), so a shard can be produced by any worker in any
 order: with ``shards=a:b`` a process produces only shards [a, b) (Hydra multirun sweeps such ranges
@@ -18,56 +15,18 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional
 
 import numpy as np
 
 from .. import __version__
-from ..export import shards as shard_lib
+from ..jobs import GenerateJob
 from ..pathology import STAGES
-from ..commands.generate import (FovSchema, GenerateJob, StageSchema, enable_compilation_cache, parse_pathology, parse_variability,
-                       sim_and_params)
-from ..commands.schema import ParamsOverride, overrides_dict, require_at_least
+from ..runtime import enable_compilation_cache
+from . import shards as shard_lib
 
-DEFAULT_TASKS = dict(reasoning=0.5, dr_yes_no=0.1, stage=0.1, count_ma=0.1, grounding=0.1, caption=0.1)
 MASK_COLUMNS = ("vessel", "artery", "vein", "capillary", "large_vessel", "faz")
-
-
-@dataclasses.dataclass
-class TaskMixtureSchema:
-    reasoning: float = 0.5
-    dr_yes_no: float = 0.1
-    stage: float = 0.1
-    count_ma: float = 0.1
-    grounding: float = 0.1
-    caption: float = 0.1
-
-
-@dataclasses.dataclass
-class ExportSchema:
-    action: str = "export"  # export | verify
-    n: int = 256
-    seed: int = 0
-    out: str = "out/export"
-    shard_size: int = 128
-    shards: Optional[str] = None  # "a:b": produce only shards a..b-1 (for multirun workers)
-    batch: int = 16
-    size_px: Optional[int] = None
-    fov_mm: Optional[float] = None
-    masks: bool = True  # mask PNG columns in the shards
-    variability: float = 0.3  # per-sample parameter spread around the preset (svr_jax.variability); 0: none
-    llamafactory: bool = True  # JSONL + image folder view with dataset_info.json
-    card: bool = True  # dataset card (README.md + plots) when all shards are present
-    tasks: TaskMixtureSchema = dataclasses.field(default_factory=TaskMixtureSchema)
-    fov: FovSchema = dataclasses.field(default_factory=FovSchema)
-    stage: StageSchema = dataclasses.field(default_factory=StageSchema)
-    params: Any = dataclasses.field(default_factory=ParamsOverride)
-
-
-SCHEMA = ExportSchema  # registered by the CLI as "export_schema" (conf/*.yaml defaults)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,45 +59,6 @@ class ExportJob:
             stage=self.base.pathology.stage,
             variability=self.base.variability,
         )
-
-
-def _shard_range(text: str | None, count: int) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        a, b = (int(x) for x in str(text).split(":"))
-    except ValueError:
-        raise ValueError(f"shards must look like 'a:b' (shard numbers), got {text!r}") from None
-    if not 0 <= a < b:
-        raise ValueError(f"shards={text!r}: need 0 <= a < b")
-    return a, min(b, count)
-
-
-def parse(cfg) -> ExportJob:
-    if cfg.action not in ("export", "verify"):
-        raise ValueError(f"unknown export action {cfg.action!r}; valid: export, verify")
-    out = Path(cfg.out)
-    if cfg.action == "verify":
-        if not (out / "manifest.json").is_file():
-            raise OSError(f"no export to verify: {str(out / 'manifest.json')!r} does not exist")
-    require_at_least(cfg, 1, "n", "shard_size", "batch")
-    tasks = tuple((k, float(v)) for k, v in overrides_dict(cfg.tasks).items() if float(v) > 0)
-    if not tasks or any(v < 0 for _, v in tasks):
-        raise ValueError("tasks: give at least one task a positive weight")
-    sim, params = sim_and_params(cfg.fov.name, cfg.size_px, cfg.fov_mm, overrides_dict(cfg.fov.params), overrides_dict(cfg.params))
-    from ..io import check_writable
-
-    check_writable(out)
-    count = math.ceil(cfg.n / cfg.shard_size)
-    base = GenerateJob(
-        sim=sim, params=params, fov_name=cfg.fov.name, n=int(cfg.n), first_index=0, seed=int(cfg.seed), out=out,
-        batch=int(min(cfg.batch, cfg.shard_size)), contact_sheet=False, masks=bool(cfg.masks), pathology=parse_pathology(cfg),
-        variability=parse_variability(cfg),
-    )
-    return ExportJob(
-        action=cfg.action, base=base, shard_size=int(cfg.shard_size), shard_range=_shard_range(cfg.shards, count),
-        tasks=tasks, masks=bool(cfg.masks), llamafactory=bool(cfg.llamafactory), card=bool(cfg.card),
-    )
 
 
 # --- host side: one sample -> one row ------------------------------------------------------------
@@ -208,8 +128,8 @@ def batch_renderer(job: ExportJob):
     import jax.numpy as jnp
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+    from ..batch import batched_simulator
     from ..simulate import sample_keys
-    from ..commands.generate import batched_simulator
 
     batch = job.base.batch
     devices = jax.local_devices()
@@ -272,7 +192,7 @@ def write_manifest(job: ExportJob, plan: list[shard_lib.Shard]) -> dict:
 def export(job: ExportJob) -> dict:
     from tqdm import tqdm
 
-    from ..export.writer import dataset_info, llamafactory_view, produce_shard, rendered_batches
+    from .writer import dataset_info, llamafactory_view, produce_shard, rendered_batches
 
     enable_compilation_cache()
     data_dir = job.out / "data"
@@ -313,7 +233,7 @@ def export(job: ExportJob) -> dict:
     if job.llamafactory:
         dataset_info(job.out / "llamafactory")
     if manifest["complete"] and job.card:
-        from ..export.card import write_card
+        from .card import write_card
 
         write_card(job, manifest)
     return manifest
@@ -331,22 +251,6 @@ def verify(job: ExportJob) -> list[str]:
         elif shard_lib.sha256(path) != entry["sha256"]:
             bad.append(f"{shard.name}: sha256 mismatch (corrupt or truncated)")
     return bad
-
-
-def run(job: ExportJob) -> None:
-    import sys
-
-    if job.action == "verify":
-        bad = verify(job)
-        for line in bad:
-            print(line)
-        print(f"verify: {len(bad)} bad shard(s) in {job.out}")
-        if bad:
-            sys.exit(1)
-        return
-    manifest = export(job)
-    print(f"export: {manifest['rows']} pairs in {len(manifest['shards'])}/{manifest['shards_expected']} shards at {job.out}"
-          f" (rejected {manifest['rejected']}); stages {manifest['stages']}")
 
 
 # Host pytrees: the Sample dataclass survives jax.device_get; the writer slices plain dicts per sample.

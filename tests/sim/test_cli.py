@@ -48,7 +48,7 @@ def test_generate_writes_images_masks_metadata_and_sheet(tmp_path, capsys):
     assert (out / "contact_sheet.png").exists()
     # By default each sample draws its parameters around the preset, at the scale the presets are fitted
     # at; the benchmarks read the same default.
-    from svr_jax.commands.generate import default_variability
+    from svr_jax.variability import default_variability
 
     assert json.loads((out / "generate.json").read_text())["variability"] == default_variability() == 0.3
     # export and fit set the same default in their own files (fit: the presets are fitted at it).

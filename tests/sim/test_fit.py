@@ -277,7 +277,7 @@ def test_write_preset_keeps_header_and_other_values(tmp_path, monkeypatch):
     node = OmegaConf.load(path)
     assert node.params.appearance.gain == pytest.approx(1.235)
     assert node.params.vessels.murray_exponent == 2.9 and node.params.vessels.capillary_presence == 0.9
-    from svr_jax.commands.generate import sim_and_params
+    from svr_jax.presets import sim_and_params
     from svr_jax.commands.schema import overrides_dict
 
     _, params = sim_and_params("3mm", None, None, overrides_dict(OmegaConf.to_container(node.params)), {})

@@ -155,8 +155,8 @@ def test_fitted_presets_are_the_command_defaults():
     """`svr generate fov=...` uses conf/fov/<fov>.yaml: the fitted values, not the library defaults."""
     from omegaconf import OmegaConf
 
-    from svr_jax.cli import conf_dir
-    from svr_jax.commands.generate import preset_params
+    from svr_jax.presets import conf_dir
+    from svr_jax.presets import preset_params
 
     presets = sorted(p.stem for p in (conf_dir() / "fov").glob("*.yaml"))
     assert presets == sorted(svr.config.PRESETS)  # every preset has its fitted values, and every file a preset

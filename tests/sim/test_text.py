@@ -19,7 +19,7 @@ N_SAMPLES = 48
 @pytest.fixture(scope="module")
 def measured(small_cfg, small_params):
     """(measured, intended stage) of real simulated samples of the stage mixture (reduced field)."""
-    from svr_jax.text.source import simulated
+    from svr_jax.simulated import simulated
 
     return [(m, s) for _, m, _, s in simulated(small_cfg, small_params, stage="mixed", seed=11, n=N_SAMPLES, batch=N_SAMPLES)]
 

@@ -6,10 +6,8 @@ from typing import Iterator
 
 import numpy as np
 
-from ..commands.generate import enable_compilation_cache as enable_compilation_cache  # noqa: F401 (re-export)
-from ..commands.generate import sim_and_params as sim_and_params  # noqa: F401 (re-export)
-from ..config import SimConfig, SimParams
-from .measure import STAGES, Measured, measure_sample
+from .config import SimConfig, SimParams
+from .text.measure import STAGES, Measured, measure_sample
 
 
 def simulated(cfg: SimConfig, params: SimParams, *, stage: str = "mixed", seed: int = 0, n: int = 64,
@@ -18,7 +16,7 @@ def simulated(cfg: SimConfig, params: SimParams, *, stage: str = "mixed", seed: 
     import jax
     import jax.numpy as jnp
 
-    from ..simulate import sample_keys, simulate
+    from .simulate import sample_keys, simulate
 
     batch = max(1, min(batch, n))
     render = jax.jit(jax.vmap(lambda key, p: simulate(key, p, cfg, stage), in_axes=(0, None)))
