@@ -1,4 +1,5 @@
-"""Simulating samples and measuring them in batches (the source of texts for checks and statistics)."""
+"""Simulated samples measured on the host: the bridge from a ``Sample`` to the text layer's ``Measured``
+(the source of texts for ``svr check-text``, the export and the text statistics)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Iterator
 import numpy as np
 
 from .config import SimConfig, SimParams
-from .text.measure import STAGES, Measured, measure_sample
+from .text.measure import STAGES, Measured, measure
 
 
 def simulated(cfg: SimConfig, params: SimParams, *, stage: str = "mixed", seed: int = 0, n: int = 64,
@@ -26,3 +27,31 @@ def simulated(cfg: SimConfig, params: SimParams, *, stage: str = "mixed", seed: 
         for i in range(count):
             one = jax.tree.map(lambda a, i=i: a[i], host)
             yield start + i, measure_sample(one, cfg), np.asarray(one.image), STAGES[int(one.lesions.stage)]
+
+
+def host_graph(graph):
+    """The segment geometry of one fetched sample's graph, in float64 (what host measures read)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(start_mm=np.asarray(graph.start_mm, np.float64), end_mm=np.asarray(graph.end_mm, np.float64),
+                           valid=np.asarray(graph.valid, bool))
+
+
+def measure_sample(sample_np, cfg: SimConfig) -> Measured:
+    """``Measured`` of one simulated sample whose arrays are on the host (``jax.device_get`` of a
+    ``simulate`` result, unbatched).
+
+    The tortuosity index is recomputed here in float64 from the graph: the device's float32 value
+    can differ in its last bit between batch layouts (e.g. a batch split over two devices), and it
+    reaches the text and the export's metadata."""
+    from .pathology import findings_to_list, tortuosity_index
+
+    return measure(
+        image=sample_np.image,
+        vessel_mask=sample_np.masks["vessel"],
+        faz_mask=sample_np.masks["faz"],
+        findings=findings_to_list(sample_np.lesions.findings),
+        fov_mm=cfg.field.fov_mm,
+        nasal_sign=float(sample_np.anatomy.nasal_sign),
+        tortuosity_index=float(tortuosity_index(host_graph(sample_np.anatomy.graph), cfg, xp=np)),
+    )

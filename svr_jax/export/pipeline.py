@@ -67,7 +67,8 @@ class ExportJob:
 def sample_row(job: ExportJob, index: int, sample) -> dict | None:
     """The Parquet row of sample ``index`` (a host-side, unbatched ``Sample``); None if rejected."""
     from ..io import png_bytes
-    from ..text import contradictions, measure_sample
+    from ..simulated import measure_sample
+    from ..text import contradictions
     from ..text.measure import to_dict
     from ..text.tasks import conversation
 
@@ -265,7 +266,7 @@ def _as_dict(sample) -> dict:
 
 
 def _as_sample(d: dict):
-    """The attributes ``sample_row`` and ``text.measure_sample`` read, from a per-sample dict."""
+    """The attributes ``sample_row`` and ``simulated.measure_sample`` read, from a per-sample dict."""
     from types import SimpleNamespace
 
     from ..pathology import Findings
@@ -282,7 +283,7 @@ def host_statistics(sample, sim) -> dict:
     masks and graph (exact device outputs): the device's float32 means may differ in the last bit
     between batch layouts, and the metadata must not (the same bytes on any device count)."""
     from ..measure import image_statistics
-    from ..text.measure import host_graph
+    from ..simulated import host_graph
 
     stats = image_statistics(np.asarray(sample.image, np.float64), sample.masks, host_graph(sample.anatomy.graph), sim, xp=np)
     return {k: float(v) for k, v in stats.items()}

@@ -11,7 +11,6 @@ from .check import final_line_parses as final_line_parses
 from .measure import Lesion as Lesion
 from .measure import Measured as Measured
 from .measure import grade as grade
-from .measure import measure_sample as measure_sample
 from .reasoning import families as families
 from .tasks import TASKS as TASKS
 from .tasks import answer as answer
