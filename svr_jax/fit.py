@@ -31,91 +31,17 @@ import numpy as np
 import optax
 
 from . import stats as stats_lib
-from .appearance import BORDER_FLOOR_FIELDS, BORDER_GAIN_FIELDS, FIELD_GAIN_FIELDS, MTF_FIELDS, TONE_FIELDS
 from .config import SimConfig, SimParams
+from .parameters import DEFAULT_FIT_PARAMS as DEFAULT_FIT_PARAMS
+from .parameters import EXTRA_FIT_PARAMS as EXTRA_FIT_PARAMS
+from .parameters import FitParam as FitParam
+from .parameters import active_fit_params as active_fit_params
+from .parameters import fit_param_by_path as fit_param_by_path
 from .simulate import sample_keys, simulate
 from .variability import per_sample_params
 
-
-@dataclasses.dataclass(frozen=True)
-class FitParam:
-    path: str  # "group.field" inside SimParams, e.g. "appearance.gain"
-    lo: float
-    hi: float
-
-
-# What a realism fit moves, with valid ranges. Upper bounds of widths/radii/jitter stay below the static
-# window bounds of SimConfig / appearance (MAX_PSF_UM, MAX_DEEP_BLUR_UM, MAX_TEXTURE_UM, window sizes).
-DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
-    FitParam("appearance.vessel_signal", 0.3, 3.0),
-    FitParam("appearance.capillary_signal", 0.2, 3.0),
-    FitParam("appearance.deep_signal", 0.0, 2.0),
-    FitParam("appearance.deep_blur_um", 2.0, 24.0),
-    FitParam("appearance.texture_strength", 0.0, 0.9),
-    FitParam("appearance.texture_scale_um", 8.0, 58.0),
-    FitParam("appearance.speckle", 0.05, 1.2),
-    FitParam("appearance.oct_noise", 0.0, 0.5),  # with SimConfig.decorrelation_looks > 0 (speckle without)
-    FitParam("appearance.background", 0.0, 0.4),
-    FitParam("appearance.background_noise", 0.0, 0.3),
-    FitParam("appearance.psf_sigma_um", 1.0, 19.0),
-    FitParam("appearance.psf_aspect", 0.5, 2.0),
-    *(FitParam(f"appearance.{name}", -1.0, 1.0) for name in MTF_FIELDS),
-    FitParam("appearance.gain", 0.3, 4.0),
-    FitParam("appearance.gamma", 0.4, 2.5),
-    *(FitParam(f"appearance.{name}", -1.0, 1.0) for name in TONE_FIELDS),
-    FitParam("appearance.white_point", 0.6, 1.2),
-    FitParam("appearance.detail_bright_gain", 0.5, 1.6),
-    FitParam("appearance.detail_dark_gain", 0.5, 1.6),
-    FitParam("appearance.falloff", -0.5, 0.6),
-    *(FitParam(f"appearance.{name}", -1.0, 1.0) for name in FIELD_GAIN_FIELDS),
-    FitParam("appearance.illumination_sd", 0.0, 0.6),
-    FitParam("appearance.parafovea_dim", 0.0, 0.9),
-    FitParam("appearance.parafovea_mm", 0.03, 0.6),
-    FitParam("appearance.foveal_background_dim", 0.0, 0.95),
-    *(FitParam(f"appearance.{name}", -1.5, 1.5) for name in BORDER_GAIN_FIELDS + BORDER_FLOOR_FIELDS),
-    FitParam("appearance.line_artifact_rate", 0.0, 0.1),
-    FitParam("appearance.line_artifact_strength", 0.0, 0.8),
-    FitParam("vessels.capillary_presence", 0.4, 1.0),
-    FitParam("vessels.deep_presence", 0.3, 1.0),
-    FitParam("vessels.capillary_radius_um", 1.5, 5.8),
-    FitParam("vessels.root_radius_um", 10.0, 36.0),
-    FitParam("vessels.tortuosity_rad", 0.05, 0.8),
-    FitParam("vessels.fovea_attraction", 0.0, 0.03),
-    FitParam("vessels.branch_length_mm", 0.3, 2.0),  # growth clips it at GrowthConfig.max_branch_length_mm
-    FitParam("vessels.faz_area_mm2", 0.15, 0.45),
-    FitParam("vessels.capillary_jitter", 0.0, 0.4),
-    FitParam("vessels.capillary_wiggle", 0.0, 0.25),
-    FitParam("vessels.foveal_displacement", 0.0, 0.6),
-)
-
-
-# Fittable when asked for by name (``fit_params=[...]``), not by default. The tree's shape: lopsided splits
-# whose side branches are short give trunks with thin side twigs, as real trees look, but fitted from
-# there (2026-12-01, 530 steps) the classifier test stayed worse than the preset's (C2ST 0.93 vs 0.86):
-# the appearance fitted around the even net does not carry over, and from the preset's start the
-# fit's gradient barely moves them (0.75 -> 0.69, 0.3 -> 0.28 in 150 steps).
-# Also where the edge roots enter: at 0.5 (7 in 10 through the top and bottom edges) the 3 mm scans'
-# mesh-scale anisotropy appears (real structures run vertically: log power along rows minus down
-# columns +0.42 at 0.05 cycles/px, synthetic -0.04 without, +0.37 with) and the fit drops the PSF's
-# slow-axis widening that stood in for it (aspect 1.22 -> 1.07: the synthetic anisotropy at 0.5
-# cycles/px falls 0.69 -> 0.29, real 0.02), but two 300-step fits from there left the feature C2ST at
-# 0.76 and 0.78 against 0.74 without (2026-12-02, three fixed synthetic sets of 120), and the fit's
-# gradient does not move the bias itself (0.50 -> 0.50).
-EXTRA_FIT_PARAMS: tuple[FitParam, ...] = (
-    FitParam("vessels.branch_ratio", 0.3, 0.95),
-    FitParam("vessels.side_length_exponent", 0.0, 3.0),
-    FitParam("vessels.root_vertical_bias", 0.0, 0.9),
-)
-
-
-def fit_param_by_path(paths: Sequence[str]) -> tuple[FitParam, ...]:
-    known = {p.path: p for p in DEFAULT_FIT_PARAMS + EXTRA_FIT_PARAMS}
-    if not paths:
-        raise ValueError(f"fit_params names no parameter (null: the default set); fittable parameters: {sorted(known)}")
-    unknown = [p for p in paths if p not in known]
-    if unknown:
-        raise ValueError(f"cannot fit {unknown}; fittable parameters: {sorted(known)}")
-    return tuple(known[p] for p in paths)
+# A fit's default length and step: `svr fit` and the benchmarks start from these.
+FIT_STEPS, FIT_BATCH, FIT_LR = 150, 16, 0.05
 
 
 def get_leaf(params: SimParams, path: str):
@@ -212,9 +138,9 @@ def fit(
     base: SimParams,
     real: dict,
     *,
-    steps: int = 150,
-    batch: int = 16,
-    lr: float = 0.05,
+    steps: int = FIT_STEPS,
+    batch: int = FIT_BATCH,
+    lr: float = FIT_LR,
     seed: int = 0,
     fit_params: Sequence[FitParam] = DEFAULT_FIT_PARAMS,
     checkpoint_dir: str | Path | None = None,

@@ -20,34 +20,11 @@ import jax
 import jax.numpy as jnp
 
 from .config import SimParams
+from .parameters import SPREADS as SPREADS
 
-# (group, parameter, sd of its log across eyes and acquisitions at scale 1).
-SPREADS: tuple[tuple[str, str, float], ...] = (
-    ("vessels", "faz_area_mm2", 0.5),
-    ("vessels", "faz_irregularity", 0.4),
-    ("vessels", "root_radius_um", 0.15),
-    ("vessels", "capillary_radius_um", 0.15),
-    ("vessels", "capillary_presence", 0.08),
-    ("vessels", "deep_presence", 0.1),
-    ("appearance", "capillary_signal", 0.25),
-    ("appearance", "deep_signal", 0.3),
-    ("appearance", "texture_strength", 0.4),
-    ("appearance", "speckle", 0.3),
-    ("appearance", "background", 0.4),
-    ("appearance", "background_noise", 0.4),
-    ("appearance", "psf_sigma_um", 0.25),
-    ("appearance", "gain", 0.25),
-    ("appearance", "gamma", 0.15),
-    ("appearance", "falloff", 0.15),  # additive (see ADDITIVE): it is signed and may be 0
-    ("appearance", "illumination_sd", 0.5),
-    ("appearance", "parafovea_dim", 0.25),
-    ("appearance", "foveal_background_dim", 1.0),  # complement (see COMPLEMENTS): a fraction near 1
-    ("appearance", "parafovea_mm", 0.3),
-    ("appearance", "line_artifact_rate", 0.8),
-    ("appearance", "line_artifact_strength", 0.4),
-    # Last: appending keeps every earlier parameter's draw (the normals are drawn by index).
-    ("appearance", "oct_noise", 0.3),
-)
+# The spread `svr generate`, `svr export` and `svr fit` use by default: the presets are fitted as a
+# population at this scale, so generating at another one leaves the fitted population.
+DEFAULT_VARIABILITY = 0.3
 FRACTIONS = {"capillary_presence", "deep_presence"}  # probabilities: kept in (0, 1]
 ADDITIVE = {"falloff"}  # spread as value + scale * sd * z instead of a log-normal factor
 # Dimming fractions in [0, 1]: the part left undimmed, 1 - value, takes the log-normal factor and is
@@ -86,10 +63,6 @@ def per_sample_params(sample_key: jax.Array, params: SimParams, scale: float) ->
 
 
 def default_variability() -> float:
-    """The per-sample parameter spread `svr generate`/`svr export` use unless told otherwise
-    (``conf/generate.yaml``): the benchmarks simulate at it too."""
-    from omegaconf import OmegaConf
-
-    from .presets import conf_dir
-
-    return float(OmegaConf.load(conf_dir() / "generate.yaml").get("variability") or 0.0)
+    """The per-sample parameter spread `svr generate`/`svr export`/`svr fit` use unless told otherwise
+    (``DEFAULT_VARIABILITY``): the benchmarks simulate at it too."""
+    return DEFAULT_VARIABILITY

@@ -14,14 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
-from .generate import StageSchema, parse_pathology
-from .schema import ParamsOverride, overrides_dict, require_at_least
-
-
-@dataclasses.dataclass
-class FovSchema:
-    name: str = "3mm"
-    params: Any = dataclasses.field(default_factory=ParamsOverride)
+from .generate import parse_pathology
+from .schema import FovSchema, ParamsOverride, StageSchema, overrides_dict, require_at_least
 
 
 @dataclasses.dataclass
@@ -56,7 +50,7 @@ class CheckTextJob:
 
 
 def parse(cfg) -> CheckTextJob:
-    from .generate import sim_and_params
+    from ..presets import sim_and_params
 
     require_at_least(cfg, 1, "n", "batch")
     pathology = parse_pathology(cfg)

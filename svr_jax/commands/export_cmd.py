@@ -17,18 +17,9 @@ from typing import Any, Optional
 from ..export.pipeline import ExportJob, export, verify
 from ..jobs import GenerateJob
 from ..presets import sim_and_params
-from .generate import FovSchema, StageSchema, parse_pathology, parse_variability
-from .schema import ParamsOverride, overrides_dict, require_at_least
-
-
-@dataclasses.dataclass
-class TaskMixtureSchema:
-    reasoning: float = 0.5
-    dr_yes_no: float = 0.1
-    stage: float = 0.1
-    count_ma: float = 0.1
-    grounding: float = 0.1
-    caption: float = 0.1
+from ..variability import DEFAULT_VARIABILITY
+from .generate import parse_pathology, parse_variability
+from .schema import FovSchema, ParamsOverride, StageSchema, TaskMixtureSchema, overrides_dict, require_at_least
 
 
 @dataclasses.dataclass
@@ -43,10 +34,10 @@ class ExportSchema:
     size_px: Optional[int] = None
     fov_mm: Optional[float] = None
     masks: bool = True  # mask PNG columns in the shards
-    variability: float = 0.3  # per-sample parameter spread around the preset (svr_jax.variability); 0: none
+    variability: float = DEFAULT_VARIABILITY  # per-sample parameter spread around the preset; 0: none
     llamafactory: bool = True  # JSONL + image folder view with dataset_info.json
     card: bool = True  # dataset card (README.md + plots) when all shards are present
-    tasks: TaskMixtureSchema = dataclasses.field(default_factory=TaskMixtureSchema)
+    tasks: Any = dataclasses.field(default_factory=TaskMixtureSchema)
     fov: FovSchema = dataclasses.field(default_factory=FovSchema)
     stage: StageSchema = dataclasses.field(default_factory=StageSchema)
     params: Any = dataclasses.field(default_factory=ParamsOverride)

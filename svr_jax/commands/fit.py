@@ -4,8 +4,9 @@ The report (``out``) holds ``params.yaml`` (the fitted values as a ``params:`` m
 (values, statistic distances before/after, timings), ``loss_curve.png``, ``realism.png`` (real vs
 fitted synthetic, side by side), ``synthetic.png`` (start vs fitted, no real image) and
 ``statistics.png`` (real / start / fitted statistics), plus
-``checkpoints/`` (orbax) from which an interrupted fit resumes. ``write_preset=true`` stores the fitted
-values in ``conf/fov/<fov>.yaml``, the defaults of ``svr generate``.
+``checkpoints/`` (orbax) from which an interrupted fit resumes, and ``<fov>.yaml``: the preset the fit
+started from with the fitted values written in. The fit never changes the installed presets; to adopt
+the new one, copy it over the package's (``cp out/fit/3mm/3mm.yaml svr_jax/conf/fov/3mm.yaml``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from typing import Any, List, Optional
 import numpy as np
 
 from .. import config as config_lib
+from ..fit import FIT_BATCH, FIT_LR, FIT_STEPS
 from ..presets import sim_and_params
-from .generate import FovSchema
-from .schema import ParamsOverride, overrides_dict, require_at_least
+from ..stats import JOINT_SHRINKAGE
+from ..variability import DEFAULT_VARIABILITY
+from .schema import FovSchema, ParamsOverride, overrides_dict, require_at_least
 
 
 @dataclasses.dataclass
@@ -29,21 +32,20 @@ class FitSchema:
     disease: List[str] = dataclasses.field(default_factory=lambda: ["NORMAL"])
     per_class: bool = False
     limit: Optional[int] = None
-    steps: int = 150
-    batch: int = 16
-    lr: float = 0.05
+    steps: int = FIT_STEPS
+    batch: int = FIT_BATCH
+    lr: float = FIT_LR
     seed: int = 0
     fit_params: Optional[List[str]] = None
     eval_n: int = 48
-    out: str = "out/fit"
+    out: str = "out/fit/${fov.name}"
     resume: bool = True
     checkpoint_every: int = 10
-    write_preset: bool = False
     from_defaults: bool = False
     joint: bool = True
     joint_weight: float = 1.0
-    joint_shrinkage: float = 0.01  # stats.JOINT_SHRINKAGE
-    variability: float = 0.3
+    joint_shrinkage: float = JOINT_SHRINKAGE
+    variability: float = DEFAULT_VARIABILITY
     fov: FovSchema = dataclasses.field(default_factory=FovSchema)
     params: Any = dataclasses.field(default_factory=ParamsOverride)
 
@@ -68,7 +70,6 @@ class FitJob:
     out: Path
     resume: bool
     checkpoint_every: int
-    write_preset: bool
     joint: bool  # add the covariance-aware (whitened) distance of the feature vector to the loss
     joint_weight: float  # ... counted as this many statistic groups
     joint_shrinkage: float  # ... with the real correlation shrunk this far towards its diagonal
@@ -76,7 +77,7 @@ class FitJob:
 
 
 def parse(cfg) -> FitJob:
-    from ..fit import DEFAULT_FIT_PARAMS, fit_param_by_path
+    from ..fit import DEFAULT_FIT_PARAMS, active_fit_params, fit_param_by_path
     from ..io import check_writable
     from ..realdata import list_images
 
@@ -96,18 +97,19 @@ def parse(cfg) -> FitJob:
     rows = list_images(data, scan_mm=sim.field.fov_mm, disease=diseases)  # validates folder and filters early
     if cfg.per_class:
         classes = tuple((d,) for d in sorted({r["disease"] for r in rows}))
-        if cfg.write_preset:
-            raise ValueError("write_preset=true needs a single fit; drop per_class=true")
     else:
         classes = (tuple(diseases),)
-    fit_params = DEFAULT_FIT_PARAMS if cfg.fit_params is None else fit_param_by_path([str(p) for p in cfg.fit_params])
+    if cfg.fit_params is None:
+        fit_params = active_fit_params(DEFAULT_FIT_PARAMS, sim, params)
+    else:
+        fit_params = fit_param_by_path([str(p) for p in cfg.fit_params])
     out = Path(cfg.out)
     check_writable(out)
     return FitJob(
         sim=sim, params=params, fov_name=cfg.fov.name, data=data, classes=classes,
         limit=None if cfg.limit is None else int(cfg.limit), steps=int(cfg.steps), batch=int(cfg.batch),
         lr=float(cfg.lr), seed=int(cfg.seed), fit_params=tuple(fit_params), eval_n=int(cfg.eval_n), out=out,
-        resume=bool(cfg.resume), checkpoint_every=int(cfg.checkpoint_every), write_preset=bool(cfg.write_preset),
+        resume=bool(cfg.resume), checkpoint_every=int(cfg.checkpoint_every),
         joint=bool(cfg.joint), joint_weight=float(cfg.joint_weight),
         joint_shrinkage=float(cfg.joint_shrinkage), variability=float(cfg.variability),
     )
@@ -122,17 +124,19 @@ def params_mapping(values: dict[str, float]) -> dict:
     return nested
 
 
-def write_preset(fov_name: str, values: dict[str, float]) -> Path:
-    """Replace the ``params:`` mapping of ``conf/fov/<fov>.yaml``, keeping its comment header."""
+def write_preset(fov_name: str, values: dict[str, float], path: Path) -> Path:
+    """Write to ``path`` the preset ``svr_jax/conf/fov/<fov>.yaml`` with ``values`` merged into its
+    ``params:`` mapping, keeping its comment header and its other values."""
     from omegaconf import OmegaConf
 
     from ..presets import conf_dir
 
-    path = conf_dir() / "fov" / f"{fov_name}.yaml"
-    header = [line for line in path.read_text().splitlines() if line.startswith("#")] if path.exists() else []
-    existing = OmegaConf.load(path) if path.exists() else OmegaConf.create({})
+    source = conf_dir() / "fov" / f"{fov_name}.yaml"
+    header = [line for line in source.read_text().splitlines() if line.startswith("#")] if source.exists() else []
+    existing = OmegaConf.load(source) if source.exists() else OmegaConf.create({})
     merged = OmegaConf.merge(OmegaConf.create(dict(params=existing.get("params") or {})), dict(params=params_mapping(values)))
     body = OmegaConf.to_yaml(OmegaConf.create(dict(name=fov_name, params=OmegaConf.to_container(merged.params))))
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(header + [body.rstrip()]) + "\n")
     tmp.replace(path)
@@ -237,6 +241,7 @@ def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
     before, before_data = evaluate(job, summary, job.params, eval_seed)
     after, after_data = evaluate(job, summary, result.params, eval_seed)
     (out / "params.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dict(params=params_mapping(result.values)))))
+    write_preset(job.fov_name, result.values, out / f"{job.fov_name}.yaml")
     report = dict(
         fov=job.fov_name, data=str(job.data), diseases=list(diseases), n_real=len(real), steps=job.steps, batch=job.batch,
         lr=job.lr, seed=job.seed, joint_weight=job.joint_weight, joint_shrinkage=job.joint_shrinkage, variability=job.variability,
@@ -259,8 +264,5 @@ def run(job: FitJob) -> None:
     for diseases in job.classes:
         out = job.out / diseases[0].lower() if len(job.classes) > 1 else job.out
         reports.append(run_one(job, diseases, out))
-    if job.write_preset:
-        path = write_preset(job.fov_name, reports[0]["values"])
-        print(f"fit: wrote the fitted values to {path}")
     print(json.dumps({r["diseases"][0] if len(reports) > 1 else "fit": dict(distance_before=r["distance_before"]["total"],
                       distance_after=r["distance_after"]["total"], fit_seconds=r["fit_seconds"]) for r in reports}))

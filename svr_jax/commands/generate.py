@@ -17,31 +17,9 @@ from ..pathology import STAGES, PathologyConfig
 from ..presets import preset_params as preset_params  # noqa: F401
 from ..presets import sim_and_params
 from ..runtime import enable_compilation_cache
+from ..variability import DEFAULT_VARIABILITY
 from ..variability import default_variability as default_variability  # noqa: F401
-from .schema import ParamsOverride, overrides_dict, require_at_least
-
-
-@dataclasses.dataclass
-class FovSchema:
-    name: str = "3mm"
-    params: Any = dataclasses.field(default_factory=ParamsOverride)
-
-
-@dataclasses.dataclass
-class StageMixtureSchema:
-    """Probabilities of the stages for ``stage=mixed`` (normalised; any non-negative weights)."""
-
-    normal: float = 0.4
-    mild: float = 0.15
-    moderate: float = 0.15
-    severe: float = 0.15
-    pdr: float = 0.15
-
-
-@dataclasses.dataclass
-class StageSchema:
-    name: str = "normal"  # normal | mild | moderate | severe | pdr | mixed
-    mixture: StageMixtureSchema = dataclasses.field(default_factory=StageMixtureSchema)
+from .schema import FovSchema, ParamsOverride, StageSchema, overrides_dict, require_at_least
 
 
 @dataclasses.dataclass
@@ -55,7 +33,7 @@ class GenerateSchema:
     fov_mm: Optional[float] = None
     contact_sheet: bool = True
     masks: bool = True
-    variability: float = 0.3  # per-sample parameter spread around the preset (svr_jax.variability); 0: none
+    variability: float = DEFAULT_VARIABILITY  # per-sample parameter spread around the preset; 0: none
     fov: FovSchema = dataclasses.field(default_factory=FovSchema)
     stage: StageSchema = dataclasses.field(default_factory=StageSchema)
     params: Any = dataclasses.field(default_factory=ParamsOverride)

@@ -13,6 +13,8 @@ from typing import Any, Optional
 from omegaconf import OmegaConf
 
 from ..config import SimParams
+from ..pathology import STAGES, PathologyConfig
+from ..text.tasks import DEFAULT_TASK_MIXTURE, TASKS
 
 
 def optional_schema(cls: type, name: str | None = None) -> type:
@@ -28,6 +30,29 @@ def optional_schema(cls: type, name: str | None = None) -> type:
 
 
 ParamsOverride = optional_schema(SimParams, "ParamsOverride")
+
+
+def weights_schema(name: str, names: tuple[str, ...], weights: tuple[float, ...]) -> type:
+    """A schema with one float field per name, defaulting to the library's weights (one source)."""
+    return dataclasses.make_dataclass(name, [(n, float, dataclasses.field(default=w)) for n, w in zip(names, weights)])
+
+
+# Probabilities of the stages for ``stage=mixed`` (normalised; any non-negative weights).
+StageMixtureSchema = weights_schema("StageMixtureSchema", STAGES, PathologyConfig().mixture)
+# Task mixture of an export's conversation records (weights, normalised).
+TaskMixtureSchema = weights_schema("TaskMixtureSchema", TASKS, DEFAULT_TASK_MIXTURE)
+
+
+@dataclasses.dataclass
+class FovSchema:
+    name: str = "3mm"  # a preset: svr_jax/conf/fov/<name>.yaml
+    params: Any = dataclasses.field(default_factory=ParamsOverride)
+
+
+@dataclasses.dataclass
+class StageSchema:
+    name: str = "normal"  # normal | mild | moderate | severe | pdr | mixed
+    mixture: Any = dataclasses.field(default_factory=StageMixtureSchema)
 
 
 def overrides_dict(node: Any) -> dict:

@@ -24,9 +24,8 @@ from .. import __version__
 from ..jobs import GenerateJob
 from ..pathology import STAGES
 from ..runtime import enable_compilation_cache
+from ..simulate import MASK_NAMES
 from . import shards as shard_lib
-
-MASK_COLUMNS = ("vessel", "artery", "vein", "capillary", "large_vessel", "faz")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +99,7 @@ def sample_row(job: ExportJob, index: int, sample) -> dict | None:
         metadata=json.dumps(metadata, sort_keys=True),
     )
     if job.masks:
-        for name in MASK_COLUMNS:
+        for name in MASK_NAMES:
             row[f"mask_{name}"] = png_bytes(sample.masks[name])
         for name, mask in sample.lesions.masks.items():
             row[f"mask_{name}"] = png_bytes(mask)
@@ -112,7 +111,7 @@ def mask_columns(job: ExportJob) -> list[str]:
         return []
     from ..pathology import LESION_NAMES
 
-    return [f"mask_{n}" for n in MASK_COLUMNS] + [f"mask_{n}" for n in LESION_NAMES]
+    return [f"mask_{n}" for n in MASK_NAMES] + [f"mask_{n}" for n in LESION_NAMES]
 
 
 # --- device side -----------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-STAGES = ("normal", "mild", "moderate", "severe", "pdr")
+from ..stages import STAGES
+
 STAGE_CHOICES = STAGES + ("mixed",)
 NORMAL, MILD, MODERATE, SEVERE, PDR = range(5)
 DEFAULT_MIXTURE = (0.4, 0.15, 0.15, 0.15, 0.15)

@@ -38,7 +38,8 @@ from scipy import ndimage
 if TYPE_CHECKING:
     from ..config import SimConfig
 
-STAGES = ("normal", "mild", "moderate", "severe", "pdr")
+from ..stages import STAGES as STAGES
+
 QUADRANTS = ("superior", "inferior", "nasal", "temporal")
 CENTRAL_RADIUS_MM = 0.5
 PARAFOVEAL_RADIUS_MM = 1.5

@@ -16,6 +16,9 @@ from .measure import Measured
 from .reasoning import cap, count_text, evidence, fmt_area, fmt_pct, plural, reasoning, rng_of, sector_list
 
 TASKS = ("reasoning", "dr_yes_no", "stage", "count_ma", "grounding", "caption")
+# Default weights of TASKS in an export: half the records carry the full staged reasoning, the rest
+# spread evenly over the short tasks.
+DEFAULT_TASK_MIXTURE = (0.5, 0.1, 0.1, 0.1, 0.1, 0.1)
 LESION_LABELS = ("microaneurysm", "nonperfusion", "irma", "neovascularization")
 
 PROMPTS: dict[str, tuple[str, ...]] = {

@@ -271,7 +271,8 @@ def test_write_preset_keeps_header_and_other_values(tmp_path, monkeypatch):
     shutil.copytree(REPO / "svr_jax" / "conf", conf)
     (conf / "fov" / "3mm.yaml").write_text("# header\nname: 3mm\nparams:\n  vessels:\n    murray_exponent: 2.9\n")
     monkeypatch.setenv("SVR_CONF_DIR", str(conf))
-    path = write_preset("3mm", {"appearance.gain": 1.23456, "vessels.capillary_presence": 0.9})
+    path = write_preset("3mm", {"appearance.gain": 1.23456, "vessels.capillary_presence": 0.9}, tmp_path / "out" / "3mm.yaml")
+    assert (conf / "fov" / "3mm.yaml").read_text().endswith("murray_exponent: 2.9\n")  # the installed preset is untouched
     text = path.read_text()
     assert text.startswith("# header")
     node = OmegaConf.load(path)

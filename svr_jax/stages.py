@@ -1,0 +1,3 @@
+"""The diabetic-retinopathy stages, in order (index = stage id): shared by the simulator and the text."""
+
+STAGES = ("normal", "mild", "moderate", "severe", "pdr")
