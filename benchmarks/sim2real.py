@@ -3,7 +3,7 @@
     python benchmarks/sim2real.py --real ../shared/data/octa500            # default size, <= 20 min on 2 CPU cores
     python benchmarks/sim2real.py --quick                                  # small smoke run, a few minutes
     python benchmarks/sim2real.py --n 20000 --cls-steps 4000 --seg-steps 4000   # a GPU-sized run
-    python benchmarks/sim2real.py --readme                                 # also rewrite the README table
+    python benchmarks/sim2real.py --results                                # also rewrite the table in docs/results.md
 
 1. DR vs normal. Per field of view (3 mm, 6 mm), ``--n`` synthetic images (half normal, half DR spread
    over mild .. PDR, early stages weighted up; per-sample parameters spread by ``svr_jax.variability``) train a compact CNN
@@ -40,7 +40,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 FOVS = ("3mm", "6mm")
-README_START, README_END = "<!-- sim2real:start -->", "<!-- sim2real:end -->"
+RESULTS_START, RESULTS_END = "<!-- sim2real:start -->", "<!-- sim2real:end -->"
 
 
 def default_real_dir() -> Path:
@@ -312,15 +312,16 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(text: str, command: str) -> None:
-    readme = REPO / "README.md"
-    content = readme.read_text()
-    if README_START not in content or README_END not in content:
-        raise SystemExit(f"README.md has no {README_START} ... {README_END} block")
-    head, rest = content.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    block = f"{README_START}\n`{command}` ({time.strftime('%Y-%m-%d')}):\n\n{text}\n{README_END}"
-    readme.write_text(head + block + tail)
+def update_results(text: str, command: str) -> None:
+    """Replace the sim-to-real block of docs/results.md (never the README: it holds no run's figures)."""
+    results = REPO / "docs" / "results.md"
+    content = results.read_text()
+    if RESULTS_START not in content or RESULTS_END not in content:
+        raise SystemExit(f"docs/results.md has no {RESULTS_START} ... {RESULTS_END} block")
+    head, rest = content.split(RESULTS_START, 1)
+    _, tail = rest.split(RESULTS_END, 1)
+    block = f"{RESULTS_START}\n`{command}` ({time.strftime('%Y-%m-%d')}):\n\n{text}\n{RESULTS_END}"
+    results.write_text(head + block + tail)
 
 
 # --- main ------------------------------------------------------------------------------------------
@@ -343,11 +344,11 @@ def main(argv=None) -> int:
     parser.add_argument("--folds", type=int, default=3, help="folds of the real-data reference")
     parser.add_argument("--variability", type=float, default=None,
                         help="scale of per-sample parameter spread (0: the preset alone); default: that of svr generate/export "
-                             "(conf/generate.yaml), the population the presets are fitted as (spread_ratio of benchmarks/realism.py)")
+                             "(svr_jax.variability.DEFAULT_VARIABILITY), the population the presets are fitted as (spread_ratio of benchmarks/realism.py)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "out" / "sim2real")
     parser.add_argument("--quick", action="store_true", help="128 images per field (64 held out), 100 steps each (50 for the real-data reference)")
-    parser.add_argument("--readme", action="store_true", help="rewrite the README results table and docs/img/sim2real.png")
+    parser.add_argument("--results", action="store_true", help="rewrite the sim-to-real table of docs/results.md and docs/img/sim2real_differences.png")
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.val_n, args.cls_steps, args.cv_steps, args.seg_steps = 128, 64, 100, 50, 100
@@ -457,9 +458,9 @@ def main(argv=None) -> int:
     # Per-eye scores and features, for analysis (no image; the real labels are OCTA-500's).
     np.savez(args.out / "scores.npz", **{f"{fov}_{name}": value for fov, d in plots.items() for name, value in d.items()})
     (args.out / "result.json").write_text(json.dumps(result, indent=1) + "\n")
-    if args.readme:
-        command = "python benchmarks/sim2real.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).replace(" --readme", "")
-        update_readme(table(result), command.strip())
+    if args.results:
+        command = "python benchmarks/sim2real.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).replace(" --results", "")
+        update_results(table(result), command.strip())
         shutil.copyfile(args.out / "differences.png", REPO / "docs" / "img" / "sim2real_differences.png")
     print(json.dumps(result))
     return 0

@@ -140,8 +140,8 @@ def detail_filter(image: jax.Array, ap: AppearanceParams) -> jax.Array:
     ``detail_bright_gain`` and ``detail_dark_gain``. The balance of peaks and pits in the finest texture
     is the device's (its despeckling and display filtering are not published), not what blur and speckle
     leave; real scans keep a near-exact relation between the 6 µm ridge response, the 10 and 60 µm local
-    contrast and the highest spectrum bands, which moves with these gains and with little else (README,
-    "The detail filter"), so their net effect is fitted. Gains of exactly 1 return ``image`` unchanged,
+    contrast and the highest spectrum bands, which moves with these gains and with little else (docs/design.md;
+    trials in docs/experiments/fitting.md), so their net effect is fitted. Gains of exactly 1 return ``image`` unchanged,
     bit for bit."""
     detail = image - gaussian_blur(image, DETAIL_SIGMA_PX, max_sigma_px=DETAIL_SIGMA_PX)
     return image + (ap.detail_bright_gain - 1.0) * jax.nn.relu(detail) - (ap.detail_dark_gain - 1.0) * jax.nn.relu(-detail)

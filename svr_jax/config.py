@@ -220,7 +220,7 @@ PRESETS: dict[str, SimConfig] = {
     ),
 }
 # The 3 mm field with a log-normal speckle on the signal in place of the drawn decorrelation: 1.6x faster to
-# generate, further from real scans in the classifier test (README, "The fast decorrelation sampler").
+# generate, further from real scans in the classifier test (docs/results.md).
 PRESETS["3mm_lognormal"] = dataclasses.replace(PRESETS["3mm"], decorrelation_looks=0)
 
 

@@ -7,7 +7,7 @@ static tissue, where both scans see one speckle and differ only by the OCT's noi
 decorrelation, 1 - 2 a1 a2 / (a1^2 + a2^2), is bounded, skewed and signal dependent; averaged over a
 few looks it gives the fine-scale texture whose statistics real scans share (the near-exact relations
 between ridge, local-contrast and high-frequency statistics that a log-normal factor on the signal
-misses: README, "The decorrelation model").
+misses: docs/design.md, docs/experiments/fitting.md).
 
 A look is drawn from two uniforms, not from the two scans' six Gaussians (4x cheaper here, the same
 distribution; tests/sim/test_decorrelation.py checks it against a slow reference that draws the scans).
@@ -63,7 +63,7 @@ def mean_of_looks(flow_fraction: jax.Array, kappa: jax.Array, bits: jax.Array) -
 
     The gradient is a straight-through soft step's (d/dp of a look: the soft step's slope at p - u times
     flow - static; d/dkappa: the static looks'), computed in the forward pass as two [H, W] sums so that
-    the backward pass keeps no per-look arrays (a 3 mm fit step at batch 16: 2.71 -> 2.22 s)."""
+    the backward pass keeps no per-look arrays (their memory traffic dominated a fit step)."""
     u, w, cos2_phi = look_draws(bits)
     return jnp.mean(jnp.where(u < flow_fraction, flow_look(w), look_decorrelation(w, cos2_phi, kappa)), axis=0) / FLOW_MEAN
 

@@ -71,9 +71,8 @@ def shading(key: jax.Array, shape: tuple[int, int], max_log_gain: float = 0.2, g
 
     Real en-face scans are unevenly bright across the field (media opacity, pupil vignetting, defocus
     and projection artefacts vary from place to place); a classifier that never saw this reads a darker
-    region as capillary dropout. 0.2 in log: at 0.4 the real eyes' scores sat lower as a whole than
-    synthetic ones (fewer real DR eyes past the synthetic operating point) and one 6 mm network failed to
-    learn; see the README's sim-to-real notes.
+    region as capillary dropout. 0.2 in log: a wider field shifts the real eyes' scores as a whole
+    (docs/experiments/sim2real.md).
     """
     k_field, k_amp = jax.random.split(key)
     field = jax.image.resize(jax.random.normal(k_field, (grid, grid)), shape, "cubic")

@@ -80,18 +80,9 @@ def active_fit_params(fit_params: Sequence[FitParam], cfg: SimConfig, params: Si
     return tuple(p for p in fit_params if p.path not in dead)
 
 
-# Fittable when asked for by name (``fit_params=[...]``), not by default. The tree's shape: lopsided splits
-# whose side branches are short give trunks with thin side twigs, as real trees look, but fitted from
-# there (2026-12-01, 530 steps) the classifier test stayed worse than the preset's (C2ST 0.93 vs 0.86):
-# the appearance fitted around the even net does not carry over, and from the preset's start the
-# fit's gradient barely moves them (0.75 -> 0.69, 0.3 -> 0.28 in 150 steps).
-# Also where the edge roots enter: at 0.5 (7 in 10 through the top and bottom edges) the 3 mm scans'
-# mesh-scale anisotropy appears (real structures run vertically: log power along rows minus down
-# columns +0.42 at 0.05 cycles/px, synthetic -0.04 without, +0.37 with) and the fit drops the PSF's
-# slow-axis widening that stood in for it (aspect 1.22 -> 1.07: the synthetic anisotropy at 0.5
-# cycles/px falls 0.69 -> 0.29, real 0.02), but two 300-step fits from there left the feature C2ST at
-# 0.76 and 0.78 against 0.74 without (2026-12-02, three fixed synthetic sets of 120), and the fit's
-# gradient does not move the bias itself (0.50 -> 0.50).
+# Fittable when asked for by name (``fit_params=[...]``), not by default: fitted from the preset they
+# did not bring the classifier test closer, and the fit's gradient barely moves them
+# (docs/experiments/fitting.md, "Parameters left out of the default fit").
 EXTRA_FIT_PARAMS: tuple[FitParam, ...] = (
     FitParam("vessels.branch_ratio", 0.3, 0.95),
     FitParam("vessels.side_length_exponent", 0.0, 3.0),

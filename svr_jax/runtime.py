@@ -15,9 +15,8 @@ def reexec_with_hugepage_malloc(argv: list[str]) -> None:
     """Re-execute this process once as ``python *argv`` with ``HUGEPAGE_MALLOC`` in ``GLIBC_TUNABLES``.
 
     XLA's CPU runtime takes its large temporaries (several hundred MB per fit step) from malloc, which
-    maps fresh 4 KiB pages for each and faults them in again on every step. With huge pages a 3 mm fit
-    step (``benchmarks/fit.py``, batch 16) measured 2.41 s instead of 2.85 s, back to back, page faults
-    0.5 M instead of 5.0 M. The tunable is read at process start, hence the re-execution; it does
+    maps fresh 4 KiB pages for each and faults them in again on every step; huge pages cut those faults
+    tenfold (docs/experiments/runtime.md). The tunable is read at process start, hence the re-execution; it does
     nothing when the variable already names the setting (or ``SVR_NO_REEXEC=1``, or not on Linux).
     """
     tunables = os.environ.get("GLIBC_TUNABLES", "")

@@ -8,8 +8,8 @@ get scale * sd * z added instead; dimming fractions have their undimmed part 1 -
 fractions are clipped to their valid range. Pure and key-first, vmap over keys.
 
 The sds were set so that, at the scale the presets are fitted at (0.3), each statistic of the fitted
-presets spreads about as much across synthetic eyes as across real normal ones; the FAZ's size and
-floor darkness got wider spreads when their ratios measured 0.66 and 0.54 (``benchmarks/realism.py``).
+presets spreads about as much across synthetic eyes as across real normal ones (``spread_ratio`` of
+``benchmarks/realism.py``; the trials: docs/experiments/fitting.md).
 """
 
 from __future__ import annotations
