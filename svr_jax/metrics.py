@@ -1,8 +1,9 @@
 """Scores for judging synthetic data against real scans: classification, segmentation, two-sample tests.
 
-Plain numpy/scipy on host arrays (the models that produce the inputs run in JAX). Used by
-``benchmarks/sim2real.py`` and ``benchmarks/realism.py``; each function is checked against
-hand-computed values in ``tests/sim/test_metrics.py``.
+Host arrays (the models that produce the inputs run in JAX). Folds, logistic regression, balanced
+accuracy and ROC AUC are scikit-learn's, the skeleton scikit-image's (the ``bench`` extra: the simulator
+itself does not need them, so they are imported where used). Used by ``benchmarks/sim2real.py`` and
+``benchmarks/realism.py``; ``tests/sim/test_metrics.py`` checks them against hand-computed values.
 """
 
 from __future__ import annotations
@@ -14,57 +15,54 @@ import numpy as np
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
     """Indices of each of ``k`` folds; every class is spread evenly over the folds."""
-    rng = np.random.default_rng(seed)
+    from sklearn.model_selection import StratifiedKFold
+
     labels = np.asarray(labels)
-    fold = np.empty(len(labels), int)
-    for cls in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == cls))
-        fold[idx] = np.arange(len(idx)) % k
-    return [np.flatnonzero(fold == i) for i in range(k)]
+    split = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels)
+    return [test for _, test in split]
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, *, l2: float = 1.0) -> Callable[[np.ndarray], np.ndarray]:
-    """L2-regularised logistic regression (scipy L-BFGS) on features standardised with the training set's
-    mean and spread; returns the decision function (logit; > 0 means class 1)."""
-    from scipy.optimize import minimize
+    """L2-regularised logistic regression on features standardised with the training set's mean and
+    spread (penalty 0.5 * l2 * |w|^2 on the weights, not the intercept); returns the decision function
+    (logit; > 0 means class 1)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    features = np.asarray(features, np.float64)
-    mu, sd = features.mean(0), features.std(0) + 1e-8
-    x = np.concatenate([(features - mu) / sd, np.ones((len(features), 1))], 1)
-    y = np.asarray(labels, np.float64)
-
-    def objective(w):
-        z = x @ w
-        loss = np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * np.sum(w[:-1] ** 2)
-        grad = x.T @ (1.0 / (1.0 + np.exp(-z)) - y)
-        grad[:-1] += l2 * w[:-1]
-        return loss, grad
-
-    w = minimize(objective, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B").x
-    return lambda q: np.concatenate([(np.asarray(q, np.float64) - mu) / sd, np.ones((len(q), 1))], 1) @ w
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0 / l2, max_iter=1000))
+    model.fit(np.asarray(features, np.float64), np.asarray(labels))
+    return lambda q: model.decision_function(np.asarray(q, np.float64))
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> list[list[int]]:
     """[[true negatives, false positives], [false negatives, true positives]] for labels 0/1."""
+    from sklearn.metrics import confusion_matrix
+
     t, p = np.asarray(y_true).astype(bool), np.asarray(y_pred).astype(bool)
-    return [[int(np.sum(~t & ~p)), int(np.sum(~t & p))], [int(np.sum(t & ~p)), int(np.sum(t & p))]]
+    return confusion_matrix(t, p, labels=[False, True]).tolist()
+
+
+def _both_classes(y_true: np.ndarray, what: str) -> np.ndarray:
+    t = np.asarray(y_true).astype(bool)
+    if t.all() or not t.any():
+        raise ValueError(f"{what} needs both classes in y_true")
+    return t
 
 
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Mean of sensitivity and specificity (each class weighs the same, whatever its prevalence)."""
-    (tn, fp), (fn, tp) = confusion(y_true, y_pred)
-    if tp + fn == 0 or tn + fp == 0:
-        raise ValueError("balanced accuracy needs both classes in y_true")
-    return 0.5 * (tp / (tp + fn) + tn / (tn + fp))
+    from sklearn.metrics import balanced_accuracy_score
+
+    t = _both_classes(y_true, "balanced accuracy")
+    return float(balanced_accuracy_score(t, np.asarray(y_pred).astype(bool)))
 
 
 def balanced_threshold(y_true: np.ndarray, score: np.ndarray) -> float:
     """The score threshold (predict 1 where score > it) with the highest balanced accuracy on these labels:
     an operating point chosen on held-out data of the training distribution. Every cut between two
     distinct scores is tried; where several tie, the median of them."""
-    t = np.asarray(y_true).astype(bool)
-    if t.all() or not t.any():
-        raise ValueError("a threshold needs both classes in y_true")
+    t = _both_classes(y_true, "a threshold")
     values = np.unique(np.asarray(score, np.float64))
     cuts = np.concatenate([[values[0] - 1.0], 0.5 * (values[1:] + values[:-1]), [values[-1] + 1.0]])
     above = np.asarray(score, np.float64)[None, :] > cuts[:, None]  # [cuts, samples]
@@ -74,15 +72,11 @@ def balanced_threshold(y_true: np.ndarray, score: np.ndarray) -> float:
 
 def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve: the probability that a random positive scores above a random negative
-    (ties count one half), from the Mann-Whitney rank sum."""
-    from scipy.stats import rankdata
+    (ties count one half)."""
+    from sklearn.metrics import roc_auc_score
 
-    t = np.asarray(y_true).astype(bool)
-    n_pos, n_neg = int(t.sum()), int((~t).sum())
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("AUC needs both classes in y_true")
-    ranks = rankdata(np.asarray(score, np.float64))
-    return float((ranks[t].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    t = _both_classes(y_true, "AUC")
+    return float(roc_auc_score(t, np.asarray(score, np.float64)))
 
 
 def dice(pred: np.ndarray, target: np.ndarray) -> float:
@@ -93,18 +87,10 @@ def dice(pred: np.ndarray, target: np.ndarray) -> float:
 
 
 def skeleton(mask: np.ndarray) -> np.ndarray:
-    """Morphological skeleton (Lantuéjoul): the union over k of erode^k(X) minus its opening, with a
-    3x3 cross. Centre lines of thin structures; what clDice compares."""
-    from scipy import ndimage
+    """Centre lines of thin structures (scikit-image's skeletonize): what clDice compares."""
+    from skimage.morphology import skeletonize
 
-    cross = ndimage.generate_binary_structure(2, 1)
-    current = np.asarray(mask, bool)
-    out = np.zeros_like(current)
-    while current.any():
-        opened = ndimage.binary_opening(current, cross)
-        out |= current & ~opened
-        current = ndimage.binary_erosion(current, cross)
-    return out
+    return skeletonize(np.asarray(mask, bool))
 
 
 def cldice(pred: np.ndarray, target: np.ndarray) -> float:
