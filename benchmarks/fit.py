@@ -25,13 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv=None) -> int:
     from svr_jax.config import PRESETS
+    from svr_jax.realdata import default_octa500_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fov", default="3mm", choices=sorted(PRESETS))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=5, help="timed steps after the first (compiling) one")
     parser.add_argument("--project-steps", type=int, default=300)
-    parser.add_argument("--real", type=Path, default=Path(os.environ.get("SVR_OCTA500", REPO.parent / "shared" / "data" / "octa500")))
+    parser.add_argument("--real", type=Path, default=default_octa500_dir())
     parser.add_argument("--quick", action="store_true", help="batch 4, 128 px field, 3 timed steps")
     args = parser.parse_args(argv)
     if argv is None:  # as `svr fit` runs: huge-page malloc (svr_jax/runtime.py)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -43,11 +42,13 @@ THRESHOLDS = (10.0, 5.0, 2.0, 1.0, 0.5)
 
 
 def main(argv=None) -> int:
+    from svr_jax.realdata import default_octa500_dir
+
     from svr_jax.config import PRESETS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fov", default="3mm", choices=sorted(PRESETS))
-    parser.add_argument("--real", type=Path, default=Path(os.environ.get("SVR_OCTA500", REPO.parent / "shared" / "data" / "octa500")))
+    parser.add_argument("--real", type=Path, default=default_octa500_dir())
     parser.add_argument("--pool", type=int, default=128, help="synthetic eyes per evaluation (the same eyes every time)")
     parser.add_argument("--step", type=float, default=0.15, help="finite-difference step in logits")
     parser.add_argument("--damping", type=float, nargs="+", default=[1.0, 3.0, 10.0, 30.0])

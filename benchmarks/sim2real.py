@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import shutil
 import sys
 import time
@@ -44,7 +43,9 @@ RESULTS_START, RESULTS_END = "<!-- sim2real:start -->", "<!-- sim2real:end -->"
 
 
 def default_real_dir() -> Path:
-    return Path(os.environ.get("SVR_OCTA500", REPO.parent / "shared" / "data" / "octa500"))
+    from svr_jax.realdata import default_octa500_dir
+
+    return default_octa500_dir()
 
 
 def log(message: str) -> None:

@@ -11,7 +11,6 @@ temporary folder, since OCTA-500 may not be redistributed.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -22,8 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
+    from svr_jax.realdata import default_octa500_dir
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--real", type=Path, default=Path(os.environ.get("SVR_OCTA500", REPO.parent / "shared" / "data" / "octa500")))
+    parser.add_argument("--real", type=Path, default=default_octa500_dir())
     parser.add_argument("--fov", nargs="+", default=["3mm", "6mm"], choices=["3mm", "6mm"])
     parser.add_argument("--eval-n", type=int, default=48, help="synthetic images per setting (as svr fit's report)")
     parser.add_argument("--seed", type=int, default=1_000_003)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 IGNORED_PREFIXES = (".", "README", "readme")
 LABELS_FILE = "labels.csv"
 REQUIRED_COLUMNS = ("id", "scan_mm", "disease", "image")
+
+
+def default_octa500_dir() -> Path:
+    """Where the benchmarks and tests look for OCTA-500 unless told: ``$SVR_OCTA500``, else
+    ``../shared/data/octa500`` beside the checkout (the data is never inside it)."""
+    return Path(os.environ.get("SVR_OCTA500", Path(__file__).resolve().parents[2] / "shared" / "data" / "octa500"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,18 +1,18 @@
 import dataclasses
-import os
 from pathlib import Path
 
 import jax
 import pytest
 
 import svr_jax as svr
+from svr_jax.realdata import default_octa500_dir
 
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def octa500_dir() -> Path:
-    return Path(os.environ.get("SVR_OCTA500", REPO.parent / "shared" / "data" / "octa500"))
+    return default_octa500_dir()
 
 
 @pytest.fixture(scope="session")

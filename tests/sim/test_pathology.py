@@ -1,6 +1,7 @@
 """Diabetic-retinopathy operators and staging (issue #3): the Must-show checks and the conventions.
 
-The population checks (1,000 healthy, 500 mixed) run at the real 3 mm geometry through the lesions-only
+The population checks (1,000 healthy, 500 mixed under `make test-all`; 100 each, the same assertions,
+under `make test`) run at the real 3 mm geometry through the lesions-only
 fast path, ``grow_diseased`` + ``render_lesions`` (the same keys, graph and lesion masks as
 ``simulate``, without rendering the vessels or the appearance model), so that the suite stays within
 minutes on a CPU. Single-sample checks use the full renderer.
@@ -51,9 +52,9 @@ def run_batches(fn, n: int, batch: int, seed: int = 0):
     return jax.tree.map(lambda *a: np.concatenate(a)[:n], *out)
 
 
-@pytest.fixture(scope="module")
-def mixed_500():
-    return run_batches(lesions_only(CFG_3MM, PARAMS_3MM, MIXED), 500, 100)
+@pytest.fixture(scope="module", params=[pytest.param(500, marks=pytest.mark.slow), 100], ids=lambda n: f"n{n}")
+def mixed_500(request):
+    return run_batches(lesions_only(CFG_3MM, PARAMS_3MM, MIXED), request.param, 100)
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +69,13 @@ def small_stage_sim(small_cfg):
 
 # --- Must show ---------------------------------------------------------------------------------
 
-def test_1000_healthy_samples_have_no_lesion_pixel():
+@pytest.mark.parametrize("n", [pytest.param(1000, marks=pytest.mark.slow), 100])
+def test_1000_healthy_samples_have_no_lesion_pixel(n):
     """1,000 samples whose stage the (traced) sampler set to normal: every lesion mask is empty."""
-    got = run_batches(lesions_only(CFG_3MM, PARAMS_3MM, ONLY_HEALTHY), 1000, 125, seed=7)
+    got = run_batches(lesions_only(CFG_3MM, PARAMS_3MM, ONLY_HEALTHY), n, 100 if n % 100 == 0 else n, seed=7)
     assert np.all(got["stage"] == 0) and not np.any(got["label_dr"])
     for name in pathology.LESION_NAMES:
-        assert got["masks"][name].shape == (1000, 304, 304)
+        assert got["masks"][name].shape == (n, 304, 304)
         assert int(got["masks"][name].sum()) == 0, name
     assert int(np.count_nonzero(got["instance"])) == 0
     assert not np.any(got["findings"]["present"])
@@ -83,8 +85,8 @@ def test_microaneurysm_count_equals_connected_components(mixed_500):
     masks, findings = mixed_500["masks"]["microaneurysm"], mixed_500["findings"]
     is_ma = findings["type"] == pathology.LESION_NAMES.index("microaneurysm")
     counts = np.sum(findings["present"] & is_ma, -1)
-    print(f"microaneurysms in 500 mixed samples: {counts.sum()} (max {counts.max()} per sample)")
-    assert counts.sum() > 1000  # the check is not vacuous
+    print(f"microaneurysms in {len(counts)} mixed samples: {counts.sum()} (max {counts.max()} per sample)")
+    assert counts.sum() > 2 * len(counts)  # the check is not vacuous
     for i in range(len(counts)):
         for structure in (FOUR, EIGHT):
             assert ndimage.label(masks[i], structure=structure)[1] == counts[i], (i, counts[i])
@@ -92,7 +94,8 @@ def test_microaneurysm_count_equals_connected_components(mixed_500):
 
 def test_healthy_samples_of_a_mixed_batch_have_no_lesion(mixed_500):
     healthy = mixed_500["stage"] == 0
-    assert 150 < healthy.sum() < 250  # mixture weight 0.4
+    n = len(healthy)  # mixture weight 0.4: within 4.5 binomial sds (500: 150 .. 250)
+    assert abs(healthy.sum() - 0.4 * n) < 4.5 * np.sqrt(0.24 * n)
     for name in pathology.LESION_NAMES:
         assert not mixed_500["masks"][name][healthy].any()
 
@@ -302,7 +305,7 @@ def test_diseased_trees_fit_their_windows_and_beading_dilates_veins(small_cfg, s
 def test_stage_sampler_follows_the_mixture_and_the_clinical_logic(mixed_500):
     stage, present, types = mixed_500["stage"], mixed_500["findings"]["present"], mixed_500["findings"]["type"]
     freq = np.bincount(stage, minlength=5) / len(stage)
-    np.testing.assert_allclose(freq, MIXED.mixture, atol=0.07)
+    np.testing.assert_allclose(freq, MIXED.mixture, atol=0.07 * np.sqrt(500 / len(stage)))  # 3 binomial sds of 0.4
     np.testing.assert_array_equal(mixed_500["label_dr"], stage > 0)
     count = {name: np.sum(present & (types == i), -1) for i, name in enumerate(pathology.LESION_NAMES)}
     mild, moderate, severe, pdr = (stage == s for s in range(1, 5))
@@ -316,7 +319,7 @@ def test_stage_sampler_follows_the_mixture_and_the_clinical_logic(mixed_500):
 def test_instance_map_points_at_the_findings(mixed_500):
     """Each microaneurysm's pixels carry its findings slot; each finding's bbox holds its centre."""
     inst, f = mixed_500["instance"], mixed_500["findings"]
-    for i in range(0, 500, 50):
+    for i in range(0, len(inst), len(inst) // 10):
         for slot in np.flatnonzero(f["present"][i]):
             x0, y0, x1, y1 = f["bbox_px"][i, slot]
             cx, cy = f["center_px"][i, slot]

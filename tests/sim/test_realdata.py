@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +9,10 @@ import pytest
 from PIL import Image
 
 from svr_jax import realdata
+from svr_jax.realdata import default_octa500_dir
 
 REPO = Path(__file__).resolve().parents[2]
-OCTA500 = Path(os.environ.get("SVR_OCTA500", REPO.parent / "shared" / "data" / "octa500"))
+OCTA500 = default_octa500_dir()
 
 
 def grey(path: Path, size=(32, 32), value=None) -> Path:

@@ -1,6 +1,7 @@
 """Properties of the whole pipeline: determinism, vmap == loop, jit == no-jit, finite gradients."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -104,6 +105,19 @@ LOPSIDED = dict(branch_ratio=0.3, side_length_exponent=3.0, root_radius_um=36.0)
 DISPLACED = dict(foveal_displacement=growth.MAX_FOVEAL_DISPLACEMENT)
 
 
+@functools.lru_cache(maxsize=None)
+def window_check(preset: str):
+    """jit(vmap) of (key, params) -> (dropped, capacity, valid): one compilation per preset for all the
+    parameter sets below (they are traced values)."""
+    cfg = svr.preset(preset)
+
+    def check(key, params):
+        graph = svr.grow(key, params, cfg, drop_oversized=False).graph
+        return jnp.sum(graph.valid & ~fits_windows(graph, cfg)), graph.capacity, jnp.sum(graph.valid)
+
+    return jax.jit(jax.vmap(check, in_axes=(0, None)))
+
+
 @pytest.mark.parametrize("preset", ["3mm", "6mm"])
 @pytest.mark.parametrize("vessels", [{}, LOPSIDED, DISPLACED], ids=["default", "lopsided", "displaced"])
 def test_segments_fit_their_windows(preset, vessels):
@@ -112,12 +126,7 @@ def test_segments_fit_their_windows(preset, vessels):
     params = svr.default_params(cfg)
     params = dataclasses.replace(params, vessels=dataclasses.replace(params.vessels, **vessels))
     keys = svr.sample_keys(0, jnp.arange(8))
-
-    def check(key):
-        graph = svr.grow(key, params, cfg, drop_oversized=False).graph
-        return jnp.sum(graph.valid & ~fits_windows(graph, cfg)), graph.capacity, jnp.sum(graph.valid)
-
-    dropped, capacity, valid = jax.jit(jax.vmap(check))(keys)
+    dropped, capacity, valid = window_check(preset)(keys, params)
     assert int(jnp.sum(dropped)) <= 1e-4 * int(capacity[0]) * len(keys)
     assert int(jnp.min(valid)) >= 10_000  # >= 10k segments per image
 

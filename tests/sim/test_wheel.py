@@ -19,31 +19,33 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
+def run(*args, **kwargs) -> str:
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, **kwargs)
+    assert proc.returncode == 0, f"{args}: {proc.stdout[-2000:]}{proc.stderr[-4000:]}"
+    return proc.stdout.strip()
+
+
 @pytest.mark.slow
 def test_wheel_in_a_fresh_venv_generates_the_fitted_presets(tmp_path):
     pytest.importorskip("build")
     source = tmp_path / "source"  # a copy: an in-tree build would leave build/ in the checkout
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "out", "outputs", "build", "*.egg-info", "__pycache__"))
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(source)],
-                   check=True, capture_output=True, cwd=tmp_path)
+    run(sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", dist, source, cwd=tmp_path)
     (wheel,) = dist.glob("svr_jax-*.whl")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    site = subprocess.run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          check=True, capture_output=True, text=True).stdout.strip()
+    run(sys.executable, "-m", "venv", venv)
+    site = run(venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
     (Path(site) / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # dependencies only
-    subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)], check=True)
+    run(venv / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", wheel)
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SVR_CONF_DIR")}
     work = tmp_path / "elsewhere"
     work.mkdir()
-    where = subprocess.run([venv / "bin" / "python", "-c", "import svr_jax; print(svr_jax.__file__)"], check=True,
-                           capture_output=True, text=True, cwd=work, env=env).stdout.strip()
+    where = run(venv / "bin" / "python", "-c", "import svr_jax; print(svr_jax.__file__)", cwd=work, env=env)
     assert where.startswith(site), where  # the wheel's copy, not the checkout
     for fov in ("3mm", "6mm"):
-        subprocess.run([venv / "bin" / "svr", "generate", "n=1", "batch=1", f"fov={fov}", f"out=out/{fov}", "contact_sheet=false"],
-                       check=True, cwd=work, env=env, capture_output=True)
+        run(venv / "bin" / "svr", "generate", "n=1", "batch=1", f"fov={fov}", f"out=out/{fov}", "contact_sheet=false", cwd=work, env=env)
         assert (work / "out" / fov / "images" / "000000.png").is_file()
         used = json.loads((work / "out" / fov / "generate.json").read_text())["params"]
         from omegaconf import OmegaConf
