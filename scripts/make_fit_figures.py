@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     import numpy as np
 
     from svr_jax import config as config_lib
-    from svr_jax.commands.fit import evaluate, plot_report
+    from svr_jax.fit_report import evaluate, plot_report
     from svr_jax.presets import preset_params
     from svr_jax.runtime import enable_compilation_cache
     from svr_jax.variability import default_variability

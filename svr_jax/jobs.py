@@ -1,4 +1,5 @@
-"""``GenerateJob``: what one generate or export run renders, and the hash that names its config."""
+"""The jobs the commands run: ``GenerateJob`` (what one generate or export run renders, and the hash
+that names its config) and ``FitJob`` (one ``svr fit``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import functools
 import hashlib
 import json
 from pathlib import Path
+from typing import Optional
 
 from . import config as config_lib
 from .pathology import PathologyConfig
@@ -39,3 +41,26 @@ class GenerateJob:
             identity["variability"] = self.variability
         blob = json.dumps(identity, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitJob:
+    sim: config_lib.SimConfig
+    params: config_lib.SimParams  # the start point
+    fov_name: str
+    data: Path
+    classes: tuple  # tuple of disease selections (one fit each)
+    limit: Optional[int]
+    steps: int
+    batch: int
+    lr: float
+    seed: int
+    fit_params: tuple
+    eval_n: int
+    out: Path
+    resume: bool
+    checkpoint_every: int
+    joint: bool  # add the covariance-aware (whitened) distance of the feature vector to the loss
+    joint_weight: float  # ... counted as this many statistic groups
+    joint_shrinkage: float  # ... with the real correlation shrunk this far towards its diagonal
+    variability: float  # per-sample parameter spread of the synthetic images (fit and evaluation)

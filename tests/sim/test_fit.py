@@ -265,7 +265,7 @@ def test_cli_rejects_bad_data_in_one_line(tmp_path, capsys):
 def test_write_preset_keeps_header_and_other_values(tmp_path, monkeypatch):
     from omegaconf import OmegaConf
 
-    from svr_jax.commands.fit import write_preset
+    from svr_jax.fit_report import write_preset
 
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "svr_jax" / "conf", conf)
