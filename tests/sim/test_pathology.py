@@ -355,7 +355,7 @@ def test_pdr_sample_is_diseased_everywhere_it_should_be(small_stage_sim, small_p
 
 def test_host_float64_measures_match_the_device(small_stage_sim, small_params, small_cfg):
     """The export writes host (float64) recomputations of the device's float32 reductions: same values."""
-    from svr_jax.commands.export import host_statistics
+    from svr_jax.export.pipeline import host_statistics
     from svr_jax.simulated import host_graph
 
     pdr = jax.device_get(small_stage_sim("traced")(jax.random.key(4), small_params, jnp.int32(4)))
