@@ -49,8 +49,9 @@ T1=$(date +%s%N)
 T2=$(date +%s%N)
 VERIFY=$("$PYTHON" -m svr_jax.cli export verify "out=$OUT" | tail -1)
 T3=$(date +%s%N)
-# Peak resident memory of each task's job step (the svr process), from SLURM's accounting.
-SACCT=$(sacct -n -P -S "$START" -o JobID,State,Elapsed,MaxRSS | grep -E '^[0-9]+_[0-9]+\.0\|' || true)
+# Peak resident memory of each task's job step (the svr process), from SLURM's accounting (one task
+# is a plain job <id>, several an array <id>_<k>).
+SACCT=$(sacct -n -P -S "$START" -o JobID,State,Elapsed,MaxRSS | grep -E '^[0-9]+(_[0-9]+)?\.0\|' || true)
 
 OUT="$OUT" WALL_NS=$((T1 - T0)) VERIFY_NS=$((T3 - T2)) VERIFY="$VERIFY" SACCT="$SACCT" \
 N="$N" JOBS="$JOBS" "$PYTHON" - <<'EOF'
