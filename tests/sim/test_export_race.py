@@ -27,8 +27,12 @@ def sidecar_entry(shard: shard_lib.Shard) -> dict:
 def worker(job_bytes: bytes, plan: list, mine: list, barrier, errors) -> None:
     job = pickle.loads(job_bytes)
     try:
-        for number in mine:
+        for k, number in enumerate(mine):
             barrier.wait(timeout=120)
+            # Every worker finished its rebuild of round k - 1: the manifest lists at least those rows.
+            if k:
+                listed = len(json.loads((job.out / "manifest.json").read_text())["shards"])
+                assert listed >= k * WORKERS, f"round {k}: {listed} shards listed, {k * WORKERS} written"
             shard = plan[number]
             shard_lib.write_json_atomic(job.out / "data" / (shard.name + ".json"), sidecar_entry(shard))
             ex.write_manifest(job, plan)
