@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 OUT ?= out/demo
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo test test-slow test-all test-slurm slurm-packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e ".[sim,vlm,dev,bench]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) slurm-packages
 
 demo: $(STAMP)
 	$(VENV)/bin/svr export n=256 out=$(OUT)
@@ -25,8 +25,28 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -m "$(PYTEST_MARK)" tests/sim
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/python -m pytest -m "$(PYTEST_MARK)" tests/vlm
 
+# Only the long checks (CI runs `make test` and then this: every test once).
+test-slow: $(STAMP)
+	$(VENV)/bin/python -m pytest -m slow tests/sim || [ $$? -eq 5 ]
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/python -m pytest -m slow tests/vlm || [ $$? -eq 5 ]
+
 test-all: $(STAMP)
 	$(MAKE) test PYTEST_MARK=""
+
+# Debian packages of the single-node SLURM cluster that tests/cluster/ starts (scripts/local_slurm.py).
+# Installed as root where missing; nothing happens when present. Where they cannot be installed the
+# SLURM tests skip and print why.
+SLURM_PACKAGES := slurmctld slurmd slurm-client munge slurmdbd slurm-wlm-mysql-plugin mariadb-server-core
+slurm-packages:
+	@if dpkg -s $(SLURM_PACKAGES) >/dev/null 2>&1; then echo "SLURM packages: present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(SLURM_PACKAGES)) \
+	    || echo "SLURM packages: apt-get failed; the SLURM tests will skip"; \
+	else echo "SLURM packages: missing, and installing needs root and apt-get; the SLURM tests will skip"; fi
+
+# A SLURM cluster on this machine runs `svr export` as a Hydra multirun (a few minutes).
+test-slurm: $(STAMP) slurm-packages
+	$(VENV)/bin/python -m pytest -rs --durations=3 tests/cluster
 
 clean:
 	rm -rf $(VENV) out

@@ -7,18 +7,41 @@ from pathlib import Path
 
 import numpy as np
 
+from .shards import write_text_atomic
 
-def _read_metadata(data_dir: Path, names: list[str]) -> tuple[list[dict], list[str], list[bytes], list[str]]:
+
+LESION_TYPES = ("microaneurysm", "nonperfusion", "irma", "neovascularization")
+
+
+def _read_columns(data_dir: Path, names: list[str], examples_per_stage: int = 8) -> tuple[dict, dict[str, list[bytes]]]:
+    """Per row, in shard order: stage, task, vessel density, FAZ area and lesion counts per type; and
+    the PNG bytes of the first ``examples_per_stage`` images of each stage.
+
+    Read shard by shard, keeping only these few values: all rows' parsed metadata and images of a
+    100,000-pair export would be many GB.
+    """
     import pyarrow.parquet as pq
 
-    metas, stages, images, tasks = [], [], [], []
+    columns: dict[str, list] = dict(stage=[], task=[], density=[], faz=[], **{t: [] for t in LESION_TYPES})
+    examples: dict[str, list[bytes]] = {}
     for name in names:
-        table = pq.read_table(data_dir / name, columns=["metadata", "stage", "images", "task"])
-        metas += [json.loads(m) for m in table.column("metadata").to_pylist()]
-        stages += table.column("stage").to_pylist()
-        tasks += table.column("task").to_pylist()
-        images += [row[0]["bytes"] for row in table.column("images").to_pylist()]
-    return metas, stages, images, tasks
+        table = pq.read_table(data_dir / name, columns=["metadata", "stage", "task"])
+        stages = table.column("stage").to_pylist()
+        columns["stage"] += stages
+        columns["task"] += table.column("task").to_pylist()
+        for text in table.column("metadata").to_pylist():
+            measured = json.loads(text)["measured"]
+            columns["density"].append(measured["density_pct"])
+            columns["faz"].append(measured["faz_area_mm2"])
+            for t in LESION_TYPES:
+                columns[t].append(sum(lesion["type"] == t for lesion in measured["lesions"]))
+        if any(len(examples.get(s, ())) < examples_per_stage for s in stages):
+            images = pq.read_table(data_dir / name, columns=["images"]).column("images").to_pylist()
+            for stage, row in zip(stages, images):
+                chosen = examples.setdefault(stage, [])
+                if len(chosen) < examples_per_stage:
+                    chosen.append(row[0]["bytes"])
+    return columns, examples
 
 
 def write_card(job, manifest: dict) -> Path:
@@ -35,7 +58,8 @@ def write_card(job, manifest: dict) -> Path:
 
     out = job.out
     names = [e["name"] for e in manifest["shards"]]
-    metas, stages, images, tasks = _read_metadata(out / "data", names)
+    columns, examples = _read_columns(out / "data", names)
+    stages, tasks = columns["stage"], columns["task"]
     plots = out / "card"
     plots.mkdir(exist_ok=True)
 
@@ -48,10 +72,10 @@ def write_card(job, manifest: dict) -> Path:
     fig.savefig(plots / "stages.png", dpi=100)
     plt.close(fig)
 
-    lesion_types = ("microaneurysm", "nonperfusion", "irma", "neovascularization")
-    per_type = {t: np.array([sum(l["type"] == t for l in m["measured"]["lesions"]) for m in metas]) for t in lesion_types}
-    density = np.array([m["measured"]["density_pct"] for m in metas])
-    faz = np.array([m["measured"]["faz_area_mm2"] for m in metas])
+    lesion_types = LESION_TYPES
+    per_type = {t: np.array(columns[t]) for t in LESION_TYPES}
+    density = np.array(columns["density"])
+    faz = np.array(columns["faz"])
     fig, axes = plt.subplots(1, 3, figsize=(12, 3))
     for t in lesion_types:
         axes[0].hist(per_type[t], bins=np.arange(per_type[t].max() + 2) - 0.5, histtype="step", label=t)
@@ -71,7 +95,7 @@ def write_card(job, manifest: dict) -> Path:
 
     sheets = []
     for stage in STAGES:
-        chosen = [np.asarray(Image.open(io.BytesIO(b)), np.float32) / 255 for b, s in zip(images, stages) if s == stage][:8]
+        chosen = [np.asarray(Image.open(io.BytesIO(b)), np.float32) / 255 for b in examples.get(stage, [])]
         if chosen:
             contact_sheet(chosen, columns=8, tile_px=128).save(plots / f"contact_{stage}.png")
             sheets.append(stage)
@@ -125,5 +149,5 @@ def write_card(job, manifest: dict) -> Path:
         *[f"**{s}**\n\n![{s}](card/contact_{s}.png)\n" for s in sheets],
     ]
     path = out / "README.md"
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")  # the last multirun tasks may write it at once
     return path

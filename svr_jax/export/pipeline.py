@@ -166,6 +166,21 @@ def shard_is_complete(data_dir: Path, shard: shard_lib.Shard) -> bool:
 
 
 def write_manifest(job: ExportJob, plan: list[shard_lib.Shard]) -> dict:
+    """Rebuild ``manifest.json`` from the sidecars present now.
+
+    Multirun jobs finishing shards at the same moment rebuild it concurrently. Each writes under its own
+    temporary name and renames (a reader sees one whole file), then reads the sidecars again and rewrites
+    while they changed. So the last rename holds every sidecar written before it, with no lock: a shared
+    file system needs only an atomic rename. Checked by ``tests/sim/test_export_race.py``.
+    """
+    while True:
+        manifest = _manifest_from_sidecars(job, plan)
+        shard_lib.write_json_atomic(job.out / "manifest.json", manifest)
+        if _manifest_from_sidecars(job, plan) == manifest:
+            return manifest
+
+
+def _manifest_from_sidecars(job: ExportJob, plan: list[shard_lib.Shard]) -> dict:
     data_dir = job.out / "data"
     entries = []
     for shard in plan:
@@ -185,7 +200,6 @@ def write_manifest(job: ExportJob, plan: list[shard_lib.Shard]) -> dict:
         rejected=sum(e.get("rejected", 0) for e in entries),
         stages=dict(sorted(stages.items())),
     )
-    shard_lib.write_json_atomic(job.out / "manifest.json", manifest)
     return manifest
 
 
@@ -197,6 +211,8 @@ def export(job: ExportJob) -> dict:
     enable_compilation_cache()
     data_dir = job.out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (job.out, data_dir, job.out / "llamafactory" / "data"):
+        shard_lib.remove_stale_tmp(folder)
     plan = shard_lib.plan(job.base.n, job.shard_size)
     existing = job.out / "manifest.json"
     if existing.is_file():

@@ -1,7 +1,7 @@
 """Shard layout, atomic Parquet writing, hashing and the manifest.
 
 Sample i depends only on (config, seed, i), so shard k (samples [k·S, (k+1)·S)) can be produced by any
-worker in any order. A shard is written to ``<name>.tmp`` and renamed when complete, so a shard file
+worker in any order. A shard is written under a temporary name and renamed when complete, so a shard file
 that exists is whole; the manifest is rewritten after every shard and records each shard's sha256.
 """
 
@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import socket
 from pathlib import Path
 
 import pyarrow as pa
@@ -78,7 +79,7 @@ def schema(mask_columns: list[str]) -> pa.Schema:
 
 def write_table_atomic(rows: list[dict], path: Path, table_schema: pa.Schema) -> None:
     table = pa.Table.from_pylist(rows, schema=table_schema)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = tmp_path(path)
     # Deterministic bytes: no timestamps in Parquet; fixed row-group size and compression.
     pq.write_table(table, tmp, compression="zstd", row_group_size=256, write_statistics=False)
     with open(tmp, "rb") as f:
@@ -94,7 +95,33 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+def tmp_path(path: Path) -> Path:
+    """Where this process writes ``path`` before renaming it: a name of this host and process, so that
+    several processes replacing the same file at once (multirun jobs on several nodes, a multirun
+    re-submitted while jobs of the first one still run) each rename a whole file of their own."""
+    return path.with_name(f"{path.name}.{_TMP_TAG}.{os.getpid()}.tmp")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = tmp_path(path)
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+
+_TMP_TAG = "w-" + socket.gethostname().split(".")[0].replace("-", "_")
+
+
+def remove_stale_tmp(folder: Path) -> list[Path]:
+    """Remove the temporary files (``tmp_path``) left in ``folder`` by processes of this host killed
+    mid-write (their pid is gone); those of live processes and of other hosts stay."""
+    removed = []
+    for path in folder.glob(f"*.{_TMP_TAG}.*.tmp"):
+        pid = path.name.rsplit(".", 2)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from .shards import Shard, schema, sha256, write_table_atomic
+from .shards import Shard, schema, sha256, write_table_atomic, write_text_atomic
 
 
 def batches(shard: Shard, batch: int) -> Iterator[tuple[int, int]]:
@@ -75,20 +75,24 @@ def _take(tree, i):
 
 
 def llamafactory_view(data_dir: Path, view_dir: Path, shard_name: str) -> int:
-    """JSONL + image folder for LLaMA-Factory (sharegpt format) from one Parquet shard.
+    """JSONL + image folder for LLaMA-Factory (sharegpt format) from one Parquet shard: records in
+    ``data/<shard>.jsonl``, images in ``images/<shard>/``, paths relative to ``view_dir``.
 
     Refuses a record whose image count differs from its ``<image>`` placeholders, as LLaMA-Factory does.
     """
     import pyarrow.parquet as pq
 
     table = pq.read_table(data_dir / shard_name, columns=["id", "images", "messages"])
-    (view_dir / "images").mkdir(parents=True, exist_ok=True)
+    # One image folder per shard: a 100,000-pair export would otherwise put 100,000 files in one folder,
+    # which shared cluster file systems (Lustre, NFS) list and open slowly.
+    folder = f"images/{shard_name.removesuffix('.parquet')}"
+    (view_dir / folder).mkdir(parents=True, exist_ok=True)
     (view_dir / "data").mkdir(parents=True, exist_ok=True)
     lines = []
     for row in table.to_pylist():
         paths = []
         for j, image in enumerate(row["images"]):
-            rel = f"images/{row['id']}_{j}.png"
+            rel = f"{folder}/{row['id']}_{j}.png"
             (view_dir / rel).write_bytes(image["bytes"])
             paths.append(rel)
         messages = []
@@ -100,9 +104,7 @@ def llamafactory_view(data_dir: Path, view_dir: Path, shard_name: str) -> int:
             raise ValueError(f"record {row['id']}: {len(paths)} images but {placeholders} <image> placeholders")
         lines.append(json.dumps(dict(messages=messages, images=paths), ensure_ascii=False))
     out = view_dir / "data" / shard_name.replace(".parquet", ".jsonl")
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out)
+    write_text_atomic(out, "\n".join(lines) + "\n")
     return len(lines)
 
 
@@ -115,4 +117,5 @@ def dataset_info(view_dir: Path, name: str = "svr_octa") -> None:
             "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
         }
     }
-    (view_dir / "dataset_info.json").write_text(json.dumps(info, indent=1) + "\n")
+    # Every multirun job writes it when done: atomically, so a reader never sees half of it.
+    write_text_atomic(view_dir / "dataset_info.json", json.dumps(info, indent=1) + "\n")
