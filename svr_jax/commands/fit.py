@@ -6,6 +6,11 @@ fitted synthetic, side by side), ``synthetic.png`` (start vs fitted, no real ima
 ``statistics.png`` (real / start / fitted statistics), plus
 ``checkpoints/`` (orbax) from which an interrupted fit resumes. ``write_preset=true`` stores the fitted
 values in ``conf/fov/<fov>.yaml``, the defaults of ``svr generate``.
+
+The fit reads the *fit half* of the committed split of the development eyes (``svr_jax.split``;
+``split=fit``, the default), so that ``benchmarks/realism.py`` can measure on eyes it never saw;
+``split=none`` reads every selected eye, on purpose, and the report says so. ``fit.json`` names the
+eyes it read (``real_ids``) and the statistics it matched (``statistics``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from .schema import ParamsOverride, overrides_dict, require_at_least
 @dataclasses.dataclass
 class FitSchema:
     data: str = "???"
+    split: str = "fit"
     disease: List[str] = dataclasses.field(default_factory=lambda: ["NORMAL"])
     per_class: bool = False
     limit: Optional[int] = None
@@ -56,6 +62,7 @@ class FitJob:
     params: config_lib.SimParams  # the start point
     fov_name: str
     data: Path
+    half: Optional[str]  # the half of the split read ("fit"), or None: every eye (split=none)
     classes: tuple  # tuple of disease selections (one fit each)
     limit: Optional[int]
     steps: int
@@ -89,10 +96,11 @@ def parse(cfg) -> FitJob:
     if not cfg.variability >= 0:
         raise ValueError(f"variability must be >= 0, got {cfg.variability}")
     data = Path(cfg.data)
+    half = parse_split(cfg.split)
     fov_params = {} if cfg.from_defaults else overrides_dict(cfg.fov.params)
     sim, params = sim_and_params(cfg.fov.name, None, None, fov_params, overrides_dict(cfg.params))
     diseases = [str(d) for d in cfg.disease]
-    rows = list_images(data, scan_mm=sim.field.fov_mm, disease=diseases)  # validates folder and filters early
+    rows = list_images(data, scan_mm=sim.field.fov_mm, disease=diseases, half=half)  # validates folder and filters early
     if cfg.per_class:
         classes = tuple((d,) for d in sorted({r["disease"] for r in rows}))
         if cfg.write_preset:
@@ -103,13 +111,24 @@ def parse(cfg) -> FitJob:
     out = Path(cfg.out)
     check_writable(out)
     return FitJob(
-        sim=sim, params=params, fov_name=cfg.fov.name, data=data, classes=classes,
+        sim=sim, params=params, fov_name=cfg.fov.name, data=data, half=half, classes=classes,
         limit=None if cfg.limit is None else int(cfg.limit), steps=int(cfg.steps), batch=int(cfg.batch),
         lr=float(cfg.lr), seed=int(cfg.seed), fit_params=tuple(fit_params), eval_n=int(cfg.eval_n), out=out,
         resume=bool(cfg.resume), checkpoint_every=int(cfg.checkpoint_every), write_preset=bool(cfg.write_preset),
         joint=bool(cfg.joint), joint_weight=float(cfg.joint_weight),
         joint_shrinkage=float(cfg.joint_shrinkage), variability=float(cfg.variability),
     )
+
+
+def parse_split(value) -> Optional[str]:
+    """``split=fit`` -> "fit"; ``split=none`` -> None (every eye). The held-out half is never fitted."""
+    name = "none" if value is None else str(value).strip().lower()
+    if name == "fit":
+        return "fit"
+    if name == "none":
+        return None
+    raise ValueError(f"split must be fit (the fit half of svr_jax/data/octa500_split.json) or none (every eye), got {value!r}; "
+                     "the held-out half is for measuring realism, never for fitting")
 
 
 def params_mapping(values: dict[str, float]) -> dict:
@@ -213,6 +232,18 @@ def plot_report(out: Path, result, real_images, real_stats, before, after, sim) 
     fig.tight_layout(), fig.savefig(out / "statistics.png", dpi=100), plt.close(fig)
 
 
+def fit_statistics(job: FitJob) -> dict[str, list[str]]:
+    """What the fit matches: every statistic group of ``svr_jax.stats`` by entry name, and with the joint
+    term, the feature vector whose whitened mean it also matches (``svr_jax.stats.feature_names``)."""
+    from .. import stats as stats_lib
+
+    field = job.sim.field
+    names = stats_lib.statistic_names(field.size_px, field.pixel_um)
+    if job.joint:
+        names["joint"] = stats_lib.feature_names(field.size_px, field.pixel_um)
+    return names
+
+
 def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
     from omegaconf import OmegaConf
 
@@ -221,8 +252,10 @@ def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
     from ..realdata import load_folder
 
     out.mkdir(parents=True, exist_ok=True)
-    real = load_folder(job.data, scan_mm=job.sim.field.fov_mm, disease=list(diseases), size_px=job.sim.field.size_px, limit=job.limit)
-    print(f"fit: {len(real)} real {'/'.join(diseases)} images from {job.data} ({job.fov_name})")
+    real = load_folder(job.data, scan_mm=job.sim.field.fov_mm, disease=list(diseases), size_px=job.sim.field.size_px,
+                       limit=job.limit, half=job.half)
+    print(f"fit: {len(real)} real {'/'.join(diseases)} images from {job.data} ({job.fov_name}, "
+          f"{'the fit half of the split' if job.half else 'every eye: split=none'})")
     real_stats, summary = real_summary(real.images, job.sim, joint=job.joint, joint_shrinkage=job.joint_shrinkage)
     checkpoints = out / "checkpoints"
     if not job.resume and checkpoints.exists():
@@ -237,7 +270,8 @@ def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
     after, after_data = evaluate(job, summary, result.params, eval_seed)
     (out / "params.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dict(params=params_mapping(result.values)))))
     report = dict(
-        fov=job.fov_name, data=str(job.data), diseases=list(diseases), n_real=len(real), steps=job.steps, batch=job.batch,
+        fov=job.fov_name, data=str(job.data), split=job.half or "none", real_ids=list(real.ids),
+        statistics=fit_statistics(job), diseases=list(diseases), n_real=len(real), steps=job.steps, batch=job.batch,
         lr=job.lr, seed=job.seed, joint_weight=job.joint_weight, joint_shrinkage=job.joint_shrinkage, variability=job.variability,
         values=result.values, distance_before=before, distance_after=after,
         distance_reduction=1.0 - after["total"] / max(before["total"], 1e-12), fit_seconds=result.seconds,
