@@ -131,6 +131,17 @@ def parse_split(value) -> Optional[str]:
                      "the held-out half is for measuring realism, never for fitting")
 
 
+def split_label(half: Optional[str], ids) -> str:
+    """What the report says about the split: "fit", "none" (every eye, asked for), or "not applicable"
+    (a folder of other eyes than the split's, all read)."""
+    from ..split import committed_split
+
+    if half is None:
+        return "none"
+    split = committed_split()
+    return half if any(split.half_of(i) for i in ids) else "not applicable"
+
+
 def params_mapping(values: dict[str, float]) -> dict:
     """{"appearance.gain": 1.3, ...} -> {"appearance": {"gain": 1.3}, ...} (4 significant digits)."""
     nested: dict = {}
@@ -254,8 +265,8 @@ def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     real = load_folder(job.data, scan_mm=job.sim.field.fov_mm, disease=list(diseases), size_px=job.sim.field.size_px,
                        limit=job.limit, half=job.half)
-    print(f"fit: {len(real)} real {'/'.join(diseases)} images from {job.data} ({job.fov_name}, "
-          f"{'the fit half of the split' if job.half else 'every eye: split=none'})")
+    split = split_label(job.half, real.ids)
+    print(f"fit: {len(real)} real {'/'.join(diseases)} images from {job.data} ({job.fov_name}; split: {split})")
     real_stats, summary = real_summary(real.images, job.sim, joint=job.joint, joint_shrinkage=job.joint_shrinkage)
     checkpoints = out / "checkpoints"
     if not job.resume and checkpoints.exists():
@@ -270,7 +281,7 @@ def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
     after, after_data = evaluate(job, summary, result.params, eval_seed)
     (out / "params.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dict(params=params_mapping(result.values)))))
     report = dict(
-        fov=job.fov_name, data=str(job.data), split=job.half or "none", real_ids=list(real.ids),
+        fov=job.fov_name, data=str(job.data), split=split, real_ids=list(real.ids),
         statistics=fit_statistics(job), diseases=list(diseases), n_real=len(real), steps=job.steps, batch=job.batch,
         lr=job.lr, seed=job.seed, joint_weight=job.joint_weight, joint_shrinkage=job.joint_shrinkage, variability=job.variability,
         values=result.values, distance_before=before, distance_after=after,

@@ -144,10 +144,14 @@ def test_svr_fit_refuses_the_heldout_half_and_unknown_eyes(tmp_path, monkeypatch
 
 
 def test_a_folder_of_other_eyes_is_not_split(tmp_path):
+    from svr_jax.commands.fit import split_label
+
     (tmp_path / "mine").mkdir()
     for name in ("a", "b"):
         Image.fromarray(np.full((16, 16), 80, np.uint8), mode="L").save(tmp_path / "mine" / f"{name}.png")
     assert [r["id"] for r in realdata.list_images(tmp_path / "mine", half="fit")] == ["a", "b"]
+    assert split_label("fit", ("a", "b")) == "not applicable" and split_label(None, ("a",)) == "none"
+    assert split_label("fit", tuple(sorted(split_lib.committed_split().fit))[:2]) == "fit"
 
 
 @pytest.mark.skipif(not HAS_OCTA500, reason="OCTA-500 dev folder absent (set SVR_OCTA500)")
