@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         batch, steps = 4, 3
     variability = default_variability()  # what `svr fit` does by default: each image draws its parameters
     if (args.real / "labels.csv").is_file() and not args.quick:
-        images = load_folder(args.real, scan_mm=cfg.field.fov_mm, disease="NORMAL", size_px=cfg.field.size_px, limit=32).images
+        images = load_folder(args.real, scan_mm=cfg.field.fov_mm, disease="NORMAL", size_px=cfg.field.size_px, limit=32, half="fit").images
         source = str(args.real)
     else:
         images = fit_lib.simulate_images(params, cfg, n=16, seed=12345)

@@ -76,7 +76,7 @@ def main(argv=None) -> int:
                                               cfg, n=48, seed=777, variability=variability)
         source = "synthetic (--quick)"
     else:
-        real_images = load_folder(args.real, scan_mm=cfg.field.fov_mm, disease="NORMAL", size_px=cfg.field.size_px).images
+        real_images = load_folder(args.real, scan_mm=cfg.field.fov_mm, disease="NORMAL", size_px=cfg.field.size_px, half="fit").images
         source = str(args.real)
     n_real = len(real_images)
     _, summary = fit_lib.real_summary(real_images, cfg, joint=True)

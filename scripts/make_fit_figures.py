@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     enable_compilation_cache()
     for fov in args.fov:
         cfg, fitted = preset_params(fov)
-        real = load_folder(args.real, scan_mm=cfg.field.fov_mm, disease="NORMAL", size_px=cfg.field.size_px)
+        real = load_folder(args.real, scan_mm=cfg.field.fov_mm, disease="NORMAL", size_px=cfg.field.size_px, half="fit")
         real_stats, summary = real_summary(real.images, cfg, joint=True)
         job = types.SimpleNamespace(sim=cfg, eval_n=args.eval_n, variability=default_variability())
         before, before_stats = evaluate(job, summary, config_lib.default_params(cfg), args.seed)

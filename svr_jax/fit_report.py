@@ -4,6 +4,7 @@ plots, ``fit.json``, ``params.yaml`` and ``<fov>.yaml`` (the preset with the fit
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -114,6 +115,29 @@ def plot_report(out: Path, result, real_images, real_stats, before, after, sim) 
     fig.tight_layout(), fig.savefig(out / "statistics.png", dpi=100), plt.close(fig)
 
 
+def split_label(half: Optional[str], ids) -> str:
+    """What the report says about the split: "fit", "none" (every eye, asked for), or "not applicable"
+    (a folder of other eyes than the split's, all read)."""
+    from .split import committed_split
+
+    if half is None:
+        return "none"
+    split = committed_split()
+    return half if any(split.half_of(i) for i in ids) else "not applicable"
+
+
+def fit_statistics(job: FitJob) -> dict[str, list[str]]:
+    """What the fit matches: every statistic group of ``svr_jax.stats`` by entry name, and with the joint
+    term, the feature vector whose whitened mean it also matches (``svr_jax.stats.feature_names``)."""
+    from . import stats as stats_lib
+
+    field = job.sim.field
+    names = stats_lib.statistic_names(field.size_px, field.pixel_um)
+    if job.joint:
+        names["joint"] = stats_lib.feature_names(field.size_px, field.pixel_um)
+    return names
+
+
 def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
     from omegaconf import OmegaConf
 
@@ -122,8 +146,10 @@ def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
     from .realdata import load_folder
 
     out.mkdir(parents=True, exist_ok=True)
-    real = load_folder(job.data, scan_mm=job.sim.field.fov_mm, disease=list(diseases), size_px=job.sim.field.size_px, limit=job.limit)
-    print(f"fit: {len(real)} real {'/'.join(diseases)} images from {job.data} ({job.fov_name})")
+    real = load_folder(job.data, scan_mm=job.sim.field.fov_mm, disease=list(diseases), size_px=job.sim.field.size_px,
+                       limit=job.limit, half=job.half)
+    split = split_label(job.half, real.ids)
+    print(f"fit: {len(real)} real {'/'.join(diseases)} images from {job.data} ({job.fov_name}; split: {split})")
     real_stats, summary = real_summary(real.images, job.sim, joint=job.joint, joint_shrinkage=job.joint_shrinkage)
     checkpoints = out / "checkpoints"
     if not job.resume and checkpoints.exists():
@@ -139,7 +165,8 @@ def run_one(job: FitJob, diseases: tuple, out: Path) -> dict:
     (out / "params.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dict(params=params_mapping(result.values)))))
     write_preset(job.fov_name, result.values, out / f"{job.fov_name}.yaml")
     report = dict(
-        fov=job.fov_name, data=str(job.data), diseases=list(diseases), n_real=len(real), steps=job.steps, batch=job.batch,
+        fov=job.fov_name, data=str(job.data), split=split, real_ids=list(real.ids),
+        statistics=fit_statistics(job), diseases=list(diseases), n_real=len(real), steps=job.steps, batch=job.batch,
         lr=job.lr, seed=job.seed, joint_weight=job.joint_weight, joint_shrinkage=job.joint_shrinkage, variability=job.variability,
         values=result.values, distance_before=before, distance_after=after,
         distance_reduction=1.0 - after["total"] / max(before["total"], 1e-12), fit_seconds=result.seconds,

@@ -49,6 +49,7 @@ class FitJob:
     params: config_lib.SimParams  # the start point
     fov_name: str
     data: Path
+    half: Optional[str]  # the half of the split read ("fit"), or None: every eye (split=none)
     classes: tuple  # tuple of disease selections (one fit each)
     limit: Optional[int]
     steps: int

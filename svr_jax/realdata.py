@@ -14,6 +14,9 @@ image whose colour channels are all equal (grey saved as colour) and whose alpha
 read as its grey channel. Errors: a true-colour image, a 16-bit or 32-bit image (scale it to 8 bits
 first: this loader will not guess the intended range), a 1-bit image (looks like a mask), a truncated or
 unreadable file, and images of different sizes in one set.
+
+``half``: "fit" or "heldout" keeps only that half of the committed split of the development eyes
+(``svr_jax.split``), before any image is read; None reads every selected row.
 """
 
 from __future__ import annotations
@@ -107,8 +110,18 @@ def _normalise_diseases(disease) -> set[str] | None:
     return None if not names or "ALL" in names else names
 
 
-def list_images(folder: str | Path, *, scan_mm: float | None = None, disease="NORMAL") -> list[dict]:
-    """The selected rows: dicts with id, image (Path), disease, mask (Path or None)."""
+def list_images(folder: str | Path, *, scan_mm: float | None = None, disease="NORMAL", half: str | None = None) -> list[dict]:
+    """The selected rows: dicts with id, image (Path), disease, mask (Path or None); ``half``: one half
+    of the split (``svr_jax.split.select``)."""
+    from .split import select
+
+    rows = select(_list_all(folder, scan_mm=scan_mm, disease=disease), half)
+    if not rows:
+        raise ValueError(f"{folder}: no images of the {half} half of the split with disease {disease} and scan_mm {scan_mm}")
+    return rows
+
+
+def _list_all(folder: str | Path, *, scan_mm: float | None, disease) -> list[dict]:
     folder = Path(folder)
     if not folder.is_dir():
         raise OSError(f"real data folder {str(folder)!r} does not exist or is not a directory")
@@ -159,13 +172,14 @@ def list_images(folder: str | Path, *, scan_mm: float | None = None, disease="NO
 
 
 def load_folder(folder: str | Path, *, scan_mm: float | None = None, disease="NORMAL", size_px: int | None = None,
-                limit: int | None = None) -> RealSet:
+                limit: int | None = None, half: str | None = None) -> RealSet:
     """Read and validate the selected images (see the module docstring).
 
     ``size_px``: when given, every image must be that size (the simulator's field); otherwise all
     images must merely share one size. ``limit``: read only the first ``limit`` selected rows.
+    ``half``: "fit" / "heldout" of the split, or None (every row).
     """
-    rows = list_images(folder, scan_mm=scan_mm, disease=disease)
+    rows = list_images(folder, scan_mm=scan_mm, disease=disease, half=half)
     if limit is not None:
         rows = rows[: max(1, int(limit))]
     images, masks = [], []

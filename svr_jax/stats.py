@@ -281,17 +281,24 @@ def feature_vector(stats: dict[str, jax.Array]) -> jax.Array:
     return jnp.concatenate([stats[g] for g in FEATURE_GROUPS], axis=-1)
 
 
+def statistic_names(size_px: int, pixel_um: float) -> dict[str, list[str]]:
+    """{group: names of its entries}, for every group of ``image_statistics`` (``STAT_GROUPS``): the
+    statistics a fit matches, as its report names them."""
+    names = dict(histogram=[f"histogram bin {(i + 0.5) / HIST_BINS:.3f}" for i in range(HIST_BINS)])
+    names["quantiles"] = [f"intensity q{round(100 * q):02d}" for q in QUANTILES]
+    names["spectrum"] = [f"power {f:.1f} cyc/mm" for f in spectrum_band_centres(size_px, pixel_um)]
+    names["local_std"] = [f"local sd {scale:g} um: {what}" for scale in LOCAL_SCALES_UM for what in ("mean", "spread")]
+    names["oriented"] = [f"ridge {scale:g} um: {what}" for scale in RIDGE_SCALES_UM for what in ("mean", "spread", "coherence")]
+    names["oriented"] += ["row/column gradient energy", "row-mean spread"]
+    names["vessel"] = ["vessel density", "large-vessel density"]
+    names["faz"] = ["FAZ area", "FAZ centre brightness", "periphery/ring brightness"]
+    return {g: names[g] for g in STAT_GROUPS}
+
+
 def feature_names(size_px: int, pixel_um: float) -> list[str]:
     """Names of ``feature_vector``'s entries, in order (the spectrum bands by their centres at this field)."""
-    names = [f"intensity q{round(100 * q):02d}" for q in QUANTILES]
-    names += [f"power {f:.1f} cyc/mm" for f in spectrum_band_centres(size_px, pixel_um)]
-    for scale in LOCAL_SCALES_UM:
-        names += [f"local sd {scale:g} um: mean", f"local sd {scale:g} um: spread"]
-    for scale in RIDGE_SCALES_UM:
-        names += [f"ridge {scale:g} um: mean", f"ridge {scale:g} um: spread", f"ridge {scale:g} um: coherence"]
-    names += ["row/column gradient energy", "row-mean spread", "vessel density", "large-vessel density",
-              "FAZ area", "FAZ centre brightness", "periphery/ring brightness"]
-    return names
+    by_group = statistic_names(size_px, pixel_um)
+    return [name for g in FEATURE_GROUPS for name in by_group[g]]
 
 
 def mahalanobis_terms(features: np.ndarray, real: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,11 @@ fitted synthetic, side by side), ``synthetic.png`` (start vs fitted, no real ima
 ``checkpoints/`` (orbax) from which an interrupted fit resumes, and ``<fov>.yaml``: the preset the fit
 started from with the fitted values written in. The fit never changes the installed presets; to adopt
 the new one, copy it over the package's (``cp out/fit/3mm/3mm.yaml svr_jax/conf/fov/3mm.yaml``).
+
+The fit reads the *fit half* of the committed split of the development eyes (``svr_jax.split``;
+``split=fit``, the default), so that ``benchmarks/realism.py`` can measure on eyes it never saw;
+``split=none`` reads every selected eye, on purpose, and the report says so. ``fit.json`` names the
+eyes it read (``real_ids``) and the statistics it matched (``statistics``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from .schema import FovSchema, ParamsOverride, overrides_dict, require_at_least
 @dataclasses.dataclass
 class FitSchema:
     data: str = "???"
+    split: str = "fit"
     disease: List[str] = dataclasses.field(default_factory=lambda: ["NORMAL"])
     per_class: bool = False
     limit: Optional[int] = None
@@ -66,10 +72,11 @@ def parse(cfg) -> FitJob:
     if not cfg.variability >= 0:
         raise ValueError(f"variability must be >= 0, got {cfg.variability}")
     data = Path(cfg.data)
+    half = parse_split(cfg.split)
     fov_params = {} if cfg.from_defaults else overrides_dict(cfg.fov.params)
     sim, params = sim_and_params(cfg.fov.name, None, None, fov_params, overrides_dict(cfg.params))
     diseases = [str(d) for d in cfg.disease]
-    rows = list_images(data, scan_mm=sim.field.fov_mm, disease=diseases)  # validates folder and filters early
+    rows = list_images(data, scan_mm=sim.field.fov_mm, disease=diseases, half=half)  # validates folder and filters early
     if cfg.per_class:
         classes = tuple((d,) for d in sorted({r["disease"] for r in rows}))
     else:
@@ -81,13 +88,24 @@ def parse(cfg) -> FitJob:
     out = Path(cfg.out)
     check_writable(out)
     return FitJob(
-        sim=sim, params=params, fov_name=cfg.fov.name, data=data, classes=classes,
+        sim=sim, params=params, fov_name=cfg.fov.name, data=data, half=half, classes=classes,
         limit=None if cfg.limit is None else int(cfg.limit), steps=int(cfg.steps), batch=int(cfg.batch),
         lr=float(cfg.lr), seed=int(cfg.seed), fit_params=tuple(fit_params), eval_n=int(cfg.eval_n), out=out,
         resume=bool(cfg.resume), checkpoint_every=int(cfg.checkpoint_every),
         joint=bool(cfg.joint), joint_weight=float(cfg.joint_weight),
         joint_shrinkage=float(cfg.joint_shrinkage), variability=float(cfg.variability),
     )
+
+
+def parse_split(value) -> Optional[str]:
+    """``split=fit`` -> "fit"; ``split=none`` -> None (every eye). The held-out half is never fitted."""
+    name = "none" if value is None else str(value).strip().lower()
+    if name == "fit":
+        return "fit"
+    if name == "none":
+        return None
+    raise ValueError(f"split must be fit (the fit half of svr_jax/data/octa500_split.json) or none (every eye), got {value!r}; "
+                     "the held-out half is for measuring realism, never for fitting")
 
 
 def run(job: FitJob) -> None:
