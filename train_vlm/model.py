@@ -203,7 +203,26 @@ def lora_config(args: ModelArguments):
     )
 
 
+def parameter_count(param: torch.nn.Parameter) -> int:
+    """Elements of a parameter, also when DeepSpeed ZeRO-3 has partitioned it.
+
+    ZeRO-3 leaves each rank an empty placeholder (`numel() == 0`) and records the full size in `ds_numel`;
+    transformers' and peft's own counters read it the same way.
+    """
+    count = param.numel()
+    if count == 0 and hasattr(param, "ds_numel"):
+        return int(param.ds_numel)
+    return count
+
+
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(parameter_count(p) for p in model.parameters() if p.requires_grad)
+    total = sum(parameter_count(p) for p in model.parameters())
     return {"trainable": trainable, "total": total}
+
+
+def describe_trainable(model: torch.nn.Module, mode: str) -> str:
+    """`train_mode=vision: 1,234 of 5,678 parameters train (21.73%)`, also on a partitioned or empty model."""
+    counts = count_parameters(model)
+    share = f"{100.0 * counts['trainable'] / counts['total']:.2f}%" if counts["total"] else "n/a: no parameters"
+    return f"train_mode={mode}: {counts['trainable']:,} of {counts['total']:,} parameters train ({share})"

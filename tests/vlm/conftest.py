@@ -27,20 +27,31 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 sys.path.insert(0, str(Path(__file__).parent))  # export_writer lives beside the tests
 
-from export_writer import make_record, write_export  # noqa: E402
+from export_writer import fixture_records, make_row, write_export  # noqa: E402
 
 IMAGE_SIZE_PX = 128  # 8 x 8 patches of 16 px -> 16 image tokens after the 2 x 2 merge
 TINY_MIN_PIXELS = 32 * 32
 TINY_MAX_PIXELS = 128 * 128
 
 
+def short_answer_records(n: int = 8) -> list[dict]:
+    """`n` real exported stage and yes/no records with distinct short answers, half DR and half not."""
+    candidates = sorted(
+        (r for r in fixture_records() if r["task"] in ("stage", "dr_yes_no")), key=lambda r: (len(r["answer"]), r["id"])
+    )
+    chosen, seen = [], set()
+    for label in (0, 1):
+        for record in candidates:
+            if record["label_dr"] == label and record["answer"] not in seen and len(chosen) < (label + 1) * n // 2:
+                chosen.append(record)
+                seen.add(record["answer"])
+    return sorted(chosen, key=lambda r: r["id"])
+
+
 def fixed_records() -> list[dict]:
-    """The 8 fixed records of the loss tests: short stage and yes/no answers over distinct random images."""
+    """The 8 fixed rows of the loss tests: short real stage and yes/no answers over distinct random images."""
     rng = np.random.default_rng(1234)
-    return [
-        make_record(index, rng, size_px=IMAGE_SIZE_PX, task="stage" if index % 2 == 0 else "dr_yes_no")
-        for index in range(8)
-    ]
+    return [make_row(record, rng, size_px=IMAGE_SIZE_PX) for record in short_answer_records(8)]
 
 
 @pytest.fixture(scope="session")
