@@ -190,6 +190,22 @@ def freeze_for_mode(model: torch.nn.Module, mode: str) -> None:
         param.requires_grad = mode == "full" or name.startswith(VISION_PREFIX)
 
 
+def upcast_trainable(model: torch.nn.Module) -> int:
+    """Keep the trainable parameters of a bf16/fp16 model in fp32; returns how many were cast.
+
+    Without DeepSpeed nothing keeps fp32 master weights: AdamW steps of lr 1e-5 on bf16 weights (8-bit
+    mantissa) mostly round away. With the trained parameters in fp32 and `bf16: true` (autocast) the
+    frozen language model stays in bf16 and the vision tower trains as mixed precision. DeepSpeed keeps
+    its own fp32 masters, so callers skip this under it.
+    """
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in (torch.bfloat16, torch.float16):
+            param.data = param.data.float()
+            cast += 1
+    return cast
+
+
 def lora_config(args: ModelArguments):
     """peft LoRA on the language model only (the vision tower stays frozen in lora mode)."""
     from peft import LoraConfig

@@ -85,7 +85,7 @@ def generation_prompt(prompt_set: PromptSet) -> str:
     prompts = prompt_set.by_task.get(GENERATION_TASK)
     if not prompts:
         raise ValueError(f"{prompt_set.source} has no {GENERATION_TASK!r} prompts: {sorted(prompt_set.by_task)}")
-    return next((p for p in prompts if "diagnosis" in p.lower()), prompts[0])
+    return next((p for p in prompts if "diagnosis:" in p.lower()), prompts[0])
 
 
 def score_prompt(prompt_set: PromptSet) -> str | None:

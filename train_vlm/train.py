@@ -26,7 +26,15 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer, TrlParser
 
 from .data import load_export
-from .model import ModelArguments, check_mode, describe_trainable, freeze_for_mode, load_model_and_processor, lora_config
+from .model import (
+    ModelArguments,
+    check_mode,
+    describe_trainable,
+    freeze_for_mode,
+    load_model_and_processor,
+    lora_config,
+    upcast_trainable,
+)
 from .prompts import find_prompt_set, write_prompt_set
 
 logger = logging.getLogger(__name__)
@@ -84,6 +92,11 @@ def apply_global_batch_size(sft_config: SFTConfig, run_args: RunArguments, *, n_
     sft_config.gradient_accumulation_steps = run_args.global_batch_size // per_step
 
 
+def uses_deepspeed(sft_config: SFTConfig) -> bool:
+    """DeepSpeed named in the config, or set up by `accelerate launch` with a DeepSpeed config."""
+    return bool(sft_config.deepspeed) or getattr(sft_config, "deepspeed_plugin", None) is not None
+
+
 def build_trainer(
     model_args: ModelArguments,
     data_args: DataArguments,
@@ -104,6 +117,8 @@ def build_trainer(
 
     model, processor = load_model_and_processor(model_args)
     freeze_for_mode(model, model_args.train_mode)
+    if model_args.train_mode != "lora" and not uses_deepspeed(sft_config):  # peft keeps LoRA weights in fp32
+        upcast_trainable(model)
     peft_config = lora_config(model_args) if model_args.train_mode == "lora" else None
 
     # The first process converts the shards into the `datasets` cache; the others then read that cache

@@ -1,16 +1,13 @@
 """`evaluate` end to end: a tiny model taught planted answers, then scored on a labelled image folder."""
 
 import csv
-import io
 import json
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_model_args, tiny_sft_config
+from conftest import TINY_MAX_PIXELS, TINY_MIN_PIXELS, tiny_model_args, tiny_sft_config, write_labelled_folder
 from export_writer import FIXTURE_DIR, conversation, make_row
-from PIL import Image
 
 from train_vlm.evaluate import main as evaluate_main
 from train_vlm.prompts import find_prompt_set, generation_prompt, score_prompt
@@ -35,28 +32,6 @@ HEADLINE = [row for row in PLANTED if row[2] in ("NORMAL", "DR")]
 EXPECTED_BALANCED_ACCURACY = {"3mm": 0.5, "6mm": 0.75, "pooled": 7 / 12}
 
 
-def _png_bytes(seed: int) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, size=(128, 128), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _write_labelled_folder(root: Path) -> dict[str, bytes]:
-    """An OCTA-500-shaped folder: labels.csv + OCTA_{3,6}mm/images/<id>.png."""
-    pngs = {}
-    with (root / "labels.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "scan_mm", "disease", "sex", "eye", "age", "image"])
-        for index, (image_id, scan_mm, disease, _, _) in enumerate(PLANTED):
-            relative = f"OCTA_{scan_mm}mm/images/{image_id}.png"
-            (root / relative).parent.mkdir(parents=True, exist_ok=True)
-            pngs[image_id] = _png_bytes(index)
-            (root / relative).write_bytes(pngs[image_id])
-            writer.writerow([image_id, scan_mm, disease, "F", "OD", 50, relative])
-    return pngs
-
-
 def _planted_records(pngs: dict[str, bytes]) -> list[dict]:
     """Rows (export schema) that teach the answers above for exactly these images and prompts."""
     rows = []
@@ -78,7 +53,7 @@ def planted_model(tiny_model_dir, tmp_path_factory):
     from train_vlm.train import DataArguments, train
 
     folder = tmp_path_factory.mktemp("labelled_folder")
-    records = _planted_records(_write_labelled_folder(folder))
+    records = _planted_records(write_labelled_folder(folder, PLANTED))
     export = tmp_path_factory.mktemp("planted_export")
     write_export(export, records, num_shards=1)  # with the real export's prompts.json
     model_dir = tmp_path_factory.mktemp("planted_model")
@@ -159,7 +134,7 @@ def test_evaluate_a_lora_adapter_folder(tiny_model_dir, export_dir, tmp_path):
     )
     folder = tmp_path / "folder"
     folder.mkdir()
-    _write_labelled_folder(folder)
+    write_labelled_folder(folder, PLANTED)
     metrics = _run_evaluate(adapter_dir, folder, tmp_path / "eval", "--max_new_tokens", "4", "--other_labels", "all")
     assert metrics["groups"]["pooled"]["n"] == len(HEADLINE) and metrics["other_labels"]["AMD"]["n"] == 1
     assert metrics["prompts"]["generation"] == EVAL_PROMPT

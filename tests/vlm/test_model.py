@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_model_args
@@ -116,3 +117,23 @@ def test_describe_trainable_of_an_empty_model():
     from train_vlm.model import describe_trainable
 
     assert describe_trainable(torch.nn.Module(), "full").endswith("(n/a: no parameters)")
+
+
+def test_stock_processor_matches_the_image_only_one(tiny_model_dir):
+    """With torchvision (GPU images have it) the stock AutoProcessor is used; it must prepare exactly what
+    the image-only processor prepares. Skipped where torchvision is absent (this CPU torch has none)."""
+    pytest.importorskip("torchvision")
+    from PIL import Image
+
+    stock = load_processor(tiny_model_dir, min_pixels=32 * 32, max_pixels=128 * 128, local_files_only=True)
+    image_only = load_processor(
+        tiny_model_dir, min_pixels=32 * 32, max_pixels=128 * 128, local_files_only=True, image_only=True
+    )
+    assert not isinstance(stock, ImageOnlyQwen3VLProcessor)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (100, 100, 3), dtype=np.uint8))
+    conversation = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "Hi"}]}]
+    kwargs = dict(add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
+    a, b = stock.apply_chat_template(conversation, **kwargs), image_only.apply_chat_template(conversation, **kwargs)
+    torch.testing.assert_close(a["input_ids"], b["input_ids"])
+    torch.testing.assert_close(a["image_grid_thw"], b["image_grid_thw"])
+    torch.testing.assert_close(a["pixel_values"], b["pixel_values"], atol=0.05, rtol=0)  # resize kernels differ

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Steps and learning rates that bring each mode down on the tiny model within seconds. The vision mode
 # trains only the vision side under a frozen (random) language model, so it steers the answers through
 # 16 image tokens alone and needs the most steps.
-MODE_SCHEDULES = {"full": (40, 3e-3), "lora": (60, 1e-2), "vision": (100, 3e-3)}
+MODE_SCHEDULES = {"full": (40, 3e-3), "lora": (60, 1e-2), "vision": (200, 3e-3)}
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +192,24 @@ def test_lora_with_bf16_and_gradient_checkpointing_learns_on_cpu(tiny_model_dir,
     assert base.lm_head.weight.dtype == torch.bfloat16
     after = mean_assistant_loss(trainer.model, trainer.processing_class, records)
     assert after < 0.5 * before, f"{before:.3f} -> {after:.3f}"
+
+
+def test_bf16_vision_mode_keeps_fp32_masters(tiny_model_dir, export_dir, tmp_path):
+    """Loaded in bf16, the trained vision side becomes fp32 (the frozen LM stays bf16), so an lr 1e-5 step
+    moves it: in bf16 alone such updates round away."""
+    trainer = build_trainer(
+        tiny_model_args(tiny_model_dir, train_mode="vision", dtype="bfloat16"),
+        DataArguments(train_data=str(export_dir)),
+        tiny_sft_config(tmp_path, max_steps=2, learning_rate=1e-5, bf16=True, gradient_checkpointing=True),
+    )
+    model = trainer.model
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
+    assert model.lm_head.weight.dtype == torch.bfloat16 and not model.lm_head.weight.requires_grad
+    weight = model.model.visual.merger.linear_fc2.weight
+    before = weight.detach().clone()
+    trainer.train()
+    changed = (weight.detach() != before).float().mean().item()
+    assert changed > 0.5, f"only {changed:.0%} of the merger's weights moved"
+    # The same step on bf16 weights: an Adam update of about lr leaves most of them where they were.
+    in_bf16 = before.bfloat16()
+    assert (in_bf16 + torch.full_like(in_bf16, 1e-5) == in_bf16).float().mean().item() > 0.5
