@@ -20,8 +20,9 @@ Steps, each in `output_dir`:
    and `reproduce.json` (the same figures, machine-readable).
 
 `--tiny true` builds a tiny random Qwen3-VL (`train_vlm.tiny`) as the base model and runs on the CPU
-with the recipe unchanged but for the pixel budget, the dtype of the CPU and data-loader workers: it
-checks the whole path in minutes; its figures mean nothing about the 8B model.
+with the recipe unchanged but for the pixel budget, fp32 instead of bf16 (CPUs without bf16 units emulate
+it, tens of times slower) and no data-loader workers: it checks the whole path in minutes; its figures
+mean nothing about the 8B model.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ def train_command(args: ReproduceArguments, base: str, export_dir: Path, train_d
         command += ["--image_min_pixels", str(TINY_MIN_PIXELS), "--image_max_pixels", str(TINY_MAX_PIXELS),
                     "--dataloader_num_workers", "0", "--logging_steps", "1", "--disable_tqdm", "true"]  # fmt: skip
         if not torch.cuda.is_available():
-            command += ["--use_cpu", "true"]
+            # CPUs without bf16 units emulate it (tens of times slower): the CPU check runs in fp32.
+            command += ["--use_cpu", "true", "--dtype", "float32", "--bf16", "false"]
     return command + shlex.split(args.train_overrides)
 
 
@@ -131,16 +133,23 @@ def merge_step(args: ReproduceArguments, train_dir: Path, merged_dir: Path) -> t
     from .merge_lora import MergeArguments, merge_lora
 
     start = time.perf_counter()
-    merge_lora(MergeArguments(adapter=str(train_dir), output_dir=str(merged_dir), dtype=args.dtype,
+    merge_lora(MergeArguments(adapter=str(train_dir), output_dir=str(merged_dir), dtype=eval_dtype(args),
                               local_files_only=args.local_files_only or args.tiny))  # fmt: skip
     return str(merged_dir), time.perf_counter() - start
+
+
+def eval_dtype(args: ReproduceArguments) -> str:
+    """The evaluation dtype: as asked, except fp32 for the tiny model on a CPU (as its training)."""
+    import torch
+
+    return "float32" if args.tiny and not torch.cuda.is_available() else args.dtype
 
 
 def evaluate_step(args: ReproduceArguments, model: str, export_dir: Path, output_dir: Path, pixels: tuple) -> dict:
     eval_args = EvalArguments(
         model=model, images_root=args.images_root, output_dir=str(output_dir), labels_csv=args.labels_csv,
         prompts_from=str(export_dir), other_labels=args.other_labels, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, dtype=args.dtype, device=args.device,
+        max_new_tokens=args.max_new_tokens, dtype=eval_dtype(args), device=args.device,
         image_min_pixels=pixels[0], image_max_pixels=pixels[1],
         local_files_only=args.local_files_only or args.tiny, n_resamples=args.n_resamples,
     )  # fmt: skip
@@ -148,6 +157,16 @@ def evaluate_step(args: ReproduceArguments, model: str, export_dir: Path, output
     metrics = evaluate(eval_args)
     metrics["seconds"] = time.perf_counter() - start
     return metrics
+
+
+def applied_recipe(recipe: dict, command: list[str]) -> dict:
+    """The recipe with the training command's `--key value` flags applied (what the run really used)."""
+    applied = dict(recipe)
+    flags = command[command.index("train_vlm.train") + 1 :]
+    for key, value in zip(flags, flags[1:]):
+        if key.startswith("--") and not value.startswith("--") and key != "--config":
+            applied[key[2:]] = yaml.safe_load(value)
+    return applied
 
 
 def recipe_table(recipe: dict, overrides: str) -> list[str]:
@@ -190,7 +209,7 @@ def reproduce(args: ReproduceArguments) -> dict:
 
     manifest_path = export_dir / "manifest.json"
     rows = json.loads(manifest_path.read_text()).get("rows") if manifest_path.is_file() else None
-    applied = dict(recipe, **({"image_min_pixels": pixels[0], "image_max_pixels": pixels[1]} if args.tiny else {}))
+    applied = applied_recipe(recipe, command)
     preamble = [
         f"Base model `{base}`{' (tiny random Qwen3-VL: a path check, not a result)' if args.tiny else ''}; "
         f"tuned model `{tuned}`.",
