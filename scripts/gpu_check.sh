@@ -56,7 +56,8 @@ fi
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 export HF_HOME="$WORK/hf_home"
 if [ "$CPU" = 1 ]; then
-    export JAX_PLATFORMS=cpu CUDA_VISIBLE_DEVICES=""
+    # One thread per process: on a shared or small CPU, torch's thread pools otherwise spin against each other.
+    export JAX_PLATFORMS=cpu CUDA_VISIBLE_DEVICES="" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
     LIMIT_ENV=240 LIMIT_THROUGHPUT=240 LIMIT_EXPORT=300 LIMIT_TRAIN=300
 else
     # Sum 450 s, plus start-up, inside the 8 minutes.

@@ -5,7 +5,7 @@
     svr-vlm reproduce --output_dir outputs/svr --images_root ../shared/data/octa500 \\
         --launcher "accelerate launch --config_file train_vlm/accelerate/zero3.yaml"   # 8 GPUs for training
     svr-vlm reproduce --output_dir /tmp/svr-tiny --images_root ../shared/data/octa500 --tiny true \\
-        --export_overrides "n=64 masks=false llamafactory=false" --max_new_tokens 48   # CPU, minutes
+        --export_overrides "n=64 masks=false llamafactory=false" --max_new_tokens 16   # CPU, minutes
 
 Steps, each in `output_dir`:
 
