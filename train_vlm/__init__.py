@@ -6,9 +6,12 @@ Modules (import the ones you need; importing this package alone pulls in no torc
 - `train_vlm.data`: read export shards as a `datasets.Dataset` with images decoded.
 - `train_vlm.model`: load model + processor, freeze per train mode (lora / vision / full).
 - `train_vlm.train`: TRL SFTTrainer with assistant-only loss; YAML recipes in `train_vlm/recipes/`.
-- `train_vlm.evaluate`: zero-shot evaluation on a labelled image folder.
-- `train_vlm.answers`, `train_vlm.metrics`: answer parsing and plain-numpy metrics.
+- `train_vlm.evaluate`: DR vs NORMAL evaluation on a labelled image folder, with bootstrap intervals.
+- `train_vlm.answers`, `train_vlm.metrics`, `train_vlm.intervals`: answer parsing, scikit-learn metrics,
+  stratified bootstrap intervals; `train_vlm.report`: Markdown reports.
+- `train_vlm.prompts`: the export's prompt set, so evaluation asks in the training data's words.
 - `train_vlm.merge_lora`: merge a LoRA adapter into its base.
+- `train_vlm.reproduce`: export -> train -> merge -> evaluate base and tuned -> report, in one command.
 - `train_vlm.tiny`: a tiny random Qwen3-VL for offline tests.
 """
 

@@ -3,6 +3,7 @@
 svr-vlm train --config train_vlm/recipes/lora.yaml --train_data EXPORT
 svr-vlm evaluate --model OUT --images_root FOLDER --output_dir EVAL
 svr-vlm merge --adapter OUT --output_dir MERGED
+svr-vlm reproduce --output_dir RUN --images_root FOLDER [--export_overrides "n=10000"] [--tiny true]
 svr-vlm make-tiny FOLDER
 """
 
@@ -14,11 +15,12 @@ COMMANDS = {
     "train": "train_vlm.train",
     "evaluate": "train_vlm.evaluate",
     "merge": "train_vlm.merge_lora",
+    "reproduce": "train_vlm.reproduce",
     "make-tiny": "train_vlm.tiny",
 }
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(__doc__.strip())
@@ -28,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     import importlib
 
     # Imported on demand: `svr-vlm --help` should not pay for importing torch and transformers.
-    importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
+    return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
 
 
 if __name__ == "__main__":

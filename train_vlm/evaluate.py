@@ -1,14 +1,22 @@
-"""Zero-shot evaluation of a Qwen3-VL model (base, LoRA adapter or merged) on a labelled folder of real scans.
+"""Evaluation of a Qwen3-VL model (base, LoRA adapter or merged) on a labelled folder of real scans.
 
     python -m train_vlm.evaluate --model out/vision --images_root ../shared/data/octa500 \
-        --output_dir out/eval-octa500
+        --output_dir out/eval-octa500 --prompts_from /data/svr-export
 
 Input: a labels CSV shaped like OCTA-500's (`id, scan_mm, disease, ..., image` with image paths relative
-to `images_root`). Each image gets one fixed prompt; the answer is parsed (`train_vlm.answers`) into DR /
-no DR, and a second, scoring prompt gives P(Yes) from the next-token probabilities of Yes vs No, for the
-AUC. Written to `output_dir`: `predictions.jsonl` (one line per image) and `metrics.json` (balanced
-accuracy, per-class recall, confusion matrix with an unparseable column, AUC — for 3 mm, 6 mm and pooled —
-and the list of unparseable answers). Unparseable answers count as wrong.
+to `images_root`). The headline task is DR vs NORMAL (`--positive_labels DR --negative_labels NORMAL`);
+other labels (AMD, CNV, ...) are evaluated only when named in `--other_labels`, and reported apart (how
+often each is called DR), never inside the headline figures.
+
+Prompts come from the training export's prompt set (`train_vlm.prompts`): `--prompts_from`, else the
+`prompts.json` that `train` left in the model folder. Each image gets the reasoning prompt that asks for
+a `Diagnosis:` line; the answer is parsed (`train_vlm.answers`) into DR / no DR, and the export's yes/no
+prompt gives P(Yes) from the next-token probabilities of Yes vs No, the score of the AUC.
+
+Written to `output_dir`: `predictions.jsonl` (one line per image), `metrics.json` (for 3 mm, 6 mm and
+pooled: balanced accuracy and AUC with stratified bootstrap 95 % intervals, per-class recall, confusion
+matrix with an unparseable column; the other labels' DR-call rates; every unparseable answer) and
+`report.md` (the same as a table). Unparseable answers count as wrong.
 """
 
 from __future__ import annotations
@@ -26,18 +34,22 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, HfArgumentParser
 
 from .answers import parse_answer
+from .intervals import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, bootstrap_intervals
 from .metrics import classification_report
 from .model import load_processor
+from .prompts import (
+    FALLBACK_PROMPT,
+    FALLBACK_SCORE_PROMPT,
+    find_prompt_set,
+    generation_prompt,
+    score_prompt,
+)
+from .report import evaluation_report
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PROMPT = (
-    "This is an en-face OCTA image of the superficial retinal vasculature. Describe the findings relevant to "
-    "diabetic retinopathy, then end with a last line of the form 'Diagnosis: <X>', where X is one of: "
-    "normal, mild NPDR, moderate NPDR, severe NPDR, PDR."
-)
-DEFAULT_SCORE_PROMPT = "Does this OCTA image show diabetic retinopathy? Answer Yes or No."
 DR_CLASSES = ("no_dr", "dr")
+ALL_OTHER_LABELS = "all"
 
 
 @dataclass
@@ -46,22 +58,30 @@ class EvalArguments:
 
     model: str = field(metadata={"help": "Base checkpoint, merged checkpoint, or LoRA adapter folder."})
     images_root: str = field(metadata={"help": "Folder that the labels CSV's image paths are relative to."})
-    output_dir: str = field(metadata={"help": "Where predictions.jsonl and metrics.json go."})
+    output_dir: str = field(metadata={"help": "Where predictions.jsonl, metrics.json and report.md go."})
     labels_csv: str | None = field(default=None, metadata={"help": "Defaults to <images_root>/labels.csv."})
     base_model: str | None = field(
         default=None, metadata={"help": "Base for an adapter; defaults to the adapter's base_model_name_or_path."}
     )
-    prompt: str = field(default=DEFAULT_PROMPT, metadata={"help": "Fixed prompt asking for the diagnosis."})
+    prompts_from: str | None = field(
+        default=None,
+        metadata={"help": "Export folder or prompts.json whose prompt set to use; default: the model folder's."},
+    )
+    prompt: str | None = field(default=None, metadata={"help": "Explicit prompt (overrides the prompt set)."})
     score_prompt: str | None = field(
-        default=DEFAULT_SCORE_PROMPT, metadata={"help": "Yes/No prompt whose P(Yes) is the AUC score; '' disables."}
+        default=None, metadata={"help": "Explicit Yes/No prompt for the AUC score; '' disables the score."}
     )
     id_column: str = "id"
     image_column: str = "image"
     label_column: str = "disease"
     fov_column: str = field(default="scan_mm", metadata={"help": "Field of view in mm (3 or 6)."})
     positive_labels: list[str] = field(default_factory=lambda: ["DR"], metadata={"help": "Labels that mean DR."})
-    keep_labels: list[str] | None = field(
-        default=None, metadata={"help": "Evaluate only rows with these labels (e.g. NORMAL DR); None keeps all."}
+    negative_labels: list[str] = field(
+        default_factory=lambda: ["NORMAL"], metadata={"help": "Labels that mean no DR in the headline figures."}
+    )
+    other_labels: list[str] = field(
+        default_factory=list,
+        metadata={"help": f"Also evaluate these labels, reported apart ('{ALL_OTHER_LABELS}': every other label)."},
     )
     limit: int | None = field(default=None, metadata={"help": "First N rows only (smoke runs)."})
     batch_size: int = 8
@@ -73,6 +93,33 @@ class EvalArguments:
     image_min_pixels: int | None = 256 * 256
     image_max_pixels: int | None = 1024 * 1024
     local_files_only: bool = False
+    n_resamples: int = field(default=DEFAULT_RESAMPLES, metadata={"help": "Bootstrap resamples per interval."})
+    confidence: float = field(default=DEFAULT_CONFIDENCE, metadata={"help": "Interval coverage."})
+    seed: int = field(default=0, metadata={"help": "Seed of the bootstrap."})
+
+
+@dataclass(frozen=True)
+class Prompts:
+    generation: str
+    score: str | None
+    source: str  # where they came from
+
+
+def resolve_prompts(args: EvalArguments) -> Prompts:
+    """Explicit prompts first, then the prompt set of `--prompts_from` or of the model folder, else fallbacks."""
+    prompt_set = find_prompt_set(args.prompts_from) if args.prompts_from else find_prompt_set(args.model)
+    if args.prompts_from and prompt_set is None:
+        raise FileNotFoundError(f"No prompt set in {args.prompts_from}: expected prompts.json or export shards")
+    if prompt_set is None:
+        logger.warning("No prompt set found (pass --prompts_from EXPORT): using train_vlm's fallback prompts")
+        generation, score, source = FALLBACK_PROMPT, FALLBACK_SCORE_PROMPT, "fallback"
+    else:
+        generation, score, source = generation_prompt(prompt_set), score_prompt(prompt_set), prompt_set.source
+    if args.prompt is not None:
+        generation, source = args.prompt, "explicit"
+    if args.score_prompt is not None:
+        score = args.score_prompt or None
+    return Prompts(generation, score, source)
 
 
 @dataclass(frozen=True)
@@ -96,10 +143,12 @@ def read_labels(args: EvalArguments) -> list[LabelledImage]:
         if missing:
             raise ValueError(f"{labels_csv} lacks column(s) {missing}; it has {reader.fieldnames}")
         rows = list(reader)
-    keep = set(args.keep_labels) if args.keep_labels else None
+    headline = set(args.positive_labels) | set(args.negative_labels)
+    others = set(args.other_labels)
     items = []
     for row in rows:
-        if keep is not None and row[args.label_column] not in keep:
+        label = row[args.label_column]
+        if label not in headline and ALL_OTHER_LABELS not in others and label not in others:
             continue
         path = root / row[args.image_column]
         if not path.is_file():
@@ -116,7 +165,9 @@ def read_labels(args: EvalArguments) -> list[LabelledImage]:
     if args.limit is not None:
         items = items[: args.limit]
     if not items:
-        raise ValueError(f"No rows to evaluate in {labels_csv} (keep_labels={args.keep_labels})")
+        raise ValueError(
+            f"No rows to evaluate in {labels_csv} (labels {sorted(headline)} + other_labels {sorted(others)})"
+        )
     return items
 
 
@@ -205,57 +256,108 @@ def _fov_group(fov_mm: float | None) -> str:
     return "unknown_fov" if fov_mm is None else f"{fov_mm:g}mm"
 
 
-def compute_metrics(predictions: list[dict]) -> dict:
-    """Reports for each field of view and pooled, the unparseable answers, and DR-call rates per label."""
+def group_metrics(rows: list[dict], *, strata: list | None, n_resamples: int, confidence: float, seed: int) -> dict:
+    """One group's classification report with bootstrap intervals of balanced accuracy and AUC."""
+    y_true = [row["true_class"] for row in rows]
+    y_pred = [row["predicted_class"] for row in rows]
+    scores = [row["score_dr"] for row in rows]
+    has_scores = any(score is not None for score in scores)
+    report = classification_report(
+        y_true, y_pred, DR_CLASSES, positive_class="dr", scores=scores if has_scores else None
+    )
+    intervals = bootstrap_intervals(
+        y_true, y_pred, positive_class="dr", scores=scores if has_scores else None, strata=strata,
+        n_resamples=n_resamples, confidence=confidence, seed=seed,
+    )  # fmt: skip
+    report["intervals"] = {name: interval.as_json() for name, interval in intervals.items()}
+    return report
+
+
+def compute_metrics(
+    predictions: list[dict],
+    *,
+    n_resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = 0,
+) -> dict:
+    """Headline (DR vs no DR) reports per field of view and pooled, other labels apart, unparseable answers.
+
+    A row is in the headline when its `true_class` is set (its label is a positive or negative label).
+    The pooled intervals resample within each field, so both fields keep their share of eyes.
+    """
+    headline = [row for row in predictions if row["true_class"] is not None]
     groups: dict[str, list[dict]] = defaultdict(list)
-    for prediction in predictions:
-        groups[_fov_group(prediction["fov_mm"])].append(prediction)
-    groups = dict(sorted(groups.items()))
-    groups["pooled"] = predictions
-    reports = {}
-    for name, rows in groups.items():
-        scores = [row["score_dr"] for row in rows]
-        reports[name] = classification_report(
-            [row["true_class"] for row in rows],
-            [row["predicted_class"] for row in rows],
-            DR_CLASSES,
-            positive_class="dr",
-            scores=None if all(score is None for score in scores) else scores,
-        )
-    called_dr: dict[str, list[int]] = defaultdict(list)
+    for row in headline:
+        groups[_fov_group(row["fov_mm"])].append(row)
+    reports = {
+        name: group_metrics(rows, strata=None, n_resamples=n_resamples, confidence=confidence, seed=seed)
+        for name, rows in sorted(groups.items())
+    }
+    if headline:
+        reports["pooled"] = group_metrics(
+            headline, strata=[_fov_group(row["fov_mm"]) for row in headline],
+            n_resamples=n_resamples, confidence=confidence, seed=seed,
+        )  # fmt: skip
+    others: dict[str, list[dict]] = defaultdict(list)
     for row in predictions:
-        called_dr[row["label"]].append(int(row["predicted_class"] == "dr"))
+        if row["true_class"] is None:
+            others[row["label"]].append(row)
     return {
+        "task": "DR vs no DR",
         "groups": reports,
-        "predicted_dr_rate_by_label": {
-            label: {"n": len(calls), "rate": sum(calls) / len(calls)} for label, calls in sorted(called_dr.items())
+        "other_labels": {
+            label: {
+                "n": len(rows),
+                "called_dr": sum(row["predicted_class"] == "dr" for row in rows),
+                "called_dr_rate": sum(row["predicted_class"] == "dr" for row in rows) / len(rows),
+                "n_unparseable": sum(row["predicted_class"] is None for row in rows),
+                "by_fov": {
+                    group: sum(row["predicted_class"] == "dr" for row in rows if _fov_group(row["fov_mm"]) == group)
+                    / max(1, sum(_fov_group(row["fov_mm"]) == group for row in rows))
+                    for group in sorted({_fov_group(row["fov_mm"]) for row in rows})
+                },
+            }
+            for label, rows in sorted(others.items())
         },
         "unparseable": [
-            {"id": row["id"], "fov_mm": row["fov_mm"], "answer": row["answer"]}
+            {"id": row["id"], "fov_mm": row["fov_mm"], "label": row["label"], "answer": row["answer"]}
             for row in predictions
             if row["predicted_class"] is None
         ],
     }
 
 
+def true_class(label: str, args: EvalArguments) -> str | None:
+    """dr / no_dr for the headline labels; None for a label evaluated only on request (reported apart)."""
+    if label in args.positive_labels:
+        return "dr"
+    if label in args.negative_labels:
+        return "no_dr"
+    return None
+
+
 def evaluate(args: EvalArguments) -> dict:
-    """Run the model over the labelled folder; write predictions.jsonl and metrics.json; return the metrics."""
+    """Run the model over the labelled folder; write predictions, metrics and report; return the metrics."""
+    overlap = set(args.positive_labels) & set(args.negative_labels)
+    if overlap:
+        raise ValueError(f"labels {sorted(overlap)} are both positive and negative")
     items = read_labels(args)
+    prompts = resolve_prompts(args)
+    logger.info("prompts from %s: %r / score %r", prompts.source, prompts.generation, prompts.score)
     model, processor = load_for_inference(args)
-    positive = set(args.positive_labels)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     predictions = []
     for start in range(0, len(items), args.batch_size):
         batch = items[start : start + args.batch_size]
         images = [Image.open(item.path).convert("RGB") for item in batch]
-        answers = generate_answers(model, processor, args.prompt, images, max_new_tokens=args.max_new_tokens)
+        answers = generate_answers(model, processor, prompts.generation, images, max_new_tokens=args.max_new_tokens)
         scores = (
-            yes_probabilities(model, processor, args.score_prompt, images) if args.score_prompt else [None] * len(batch)
+            yes_probabilities(model, processor, prompts.score, images) if prompts.score else [None] * len(batch)
         )
         for item, answer, score in zip(batch, answers, scores):
             parsed = parse_answer(answer)
-            true_class = "dr" if item.label in positive else "no_dr"
+            truth = true_class(item.label, args)
             predicted_class = None if parsed.dr is None else ("dr" if parsed.dr else "no_dr")
             predictions.append(
                 {
@@ -263,29 +365,37 @@ def evaluate(args: EvalArguments) -> dict:
                     "image": str(item.path),
                     "fov_mm": item.fov_mm,
                     "label": item.label,
-                    "true_class": true_class,
+                    "true_class": truth,
                     "answer": answer,
                     "parse_source": parsed.source,
                     "predicted_stage": parsed.stage,
                     "predicted_class": predicted_class,
-                    "correct": predicted_class == true_class,
+                    "correct": None if truth is None else predicted_class == truth,
                     "score_dr": None if score is None or not math.isfinite(score) else score,
                 }
             )
         logger.info("evaluated %d / %d images", len(predictions), len(items))
-    return write_results(predictions, output_dir, args)
+    return write_results(predictions, output_dir, args, prompts)
 
 
-def write_results(predictions: list[dict], output_dir: Path, args: EvalArguments | None = None) -> dict:
-    """`predictions.jsonl` (one line per image) and `metrics.json`; returns the metrics."""
+def write_results(
+    predictions: list[dict], output_dir: Path, args: EvalArguments | None = None, prompts: Prompts | None = None
+) -> dict:
+    """`predictions.jsonl` (one line per image), `metrics.json` and `report.md`; returns the metrics."""
     output_dir.mkdir(parents=True, exist_ok=True)
     with (output_dir / "predictions.jsonl").open("w") as handle:
         for prediction in predictions:
             handle.write(json.dumps(prediction) + "\n")
-    metrics = compute_metrics(predictions)
+    settings = args or EvalArguments(model="", images_root="", output_dir=str(output_dir))
+    metrics = compute_metrics(
+        predictions, n_resamples=settings.n_resamples, confidence=settings.confidence, seed=settings.seed
+    )
     if args is not None:
         metrics["config"] = asdict(args)
+    if prompts is not None:
+        metrics["prompts"] = asdict(prompts)
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (output_dir / "report.md").write_text(evaluation_report(metrics, title=f"Evaluation of `{settings.model}`"))
     return metrics
 
 
@@ -293,10 +403,10 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     (args,) = HfArgumentParser(EvalArguments).parse_args_into_dataclasses(args=argv)
     metrics = evaluate(args)
-    pooled = metrics["groups"]["pooled"]
+    pooled = metrics["groups"].get("pooled", {})
     print(
-        f"pooled: n={pooled['n']} balanced_accuracy={pooled['balanced_accuracy']} auc={pooled.get('auc')} "
-        f"unparseable={pooled['n_unparseable']}  -> {Path(args.output_dir) / 'metrics.json'}"
+        f"pooled: n={pooled.get('n')} balanced_accuracy={pooled.get('balanced_accuracy')} auc={pooled.get('auc')} "
+        f"unparseable={pooled.get('n_unparseable')}  -> {Path(args.output_dir) / 'report.md'}"
     )
     return metrics
 

@@ -1,4 +1,4 @@
-"""Classification metrics in plain numpy: confusion matrix, per-class recall, balanced accuracy, ROC AUC.
+"""Classification metrics (scikit-learn): confusion matrix, per-class recall, balanced accuracy, ROC AUC.
 
 Predictions may include an "unparseable" outcome. It is a column of the confusion matrix, never a row,
 so an unparseable answer counts against the recall of its true class (it is wrong, never skipped).
@@ -9,8 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn import metrics as skm
 
 UNPARSEABLE = "unparseable"
+
+
+def _filled(y_pred: Sequence[str | None], classes: Sequence[str]) -> list[str]:
+    """Predictions with None (or anything outside `classes`) replaced by UNPARSEABLE."""
+    known = set(classes)
+    return [pred if pred in known else UNPARSEABLE for pred in y_pred]
 
 
 def confusion_matrix(y_true: Sequence[str], y_pred: Sequence[str | None], classes: Sequence[str]) -> np.ndarray:
@@ -21,13 +28,14 @@ def confusion_matrix(y_true: Sequence[str], y_pred: Sequence[str | None], classe
     """
     if len(y_true) != len(y_pred):
         raise ValueError(f"y_true has {len(y_true)} entries but y_pred has {len(y_pred)}")
-    index = {name: i for i, name in enumerate(classes)}
-    matrix = np.zeros((len(classes), len(classes) + 1), dtype=np.int64)
-    for truth, pred in zip(y_true, y_pred):
-        if truth not in index:
-            raise ValueError(f"true label {truth!r} is not one of {list(classes)}")
-        matrix[index[truth], index.get(pred, len(classes))] += 1
-    return matrix
+    unknown = sorted(set(y_true) - set(classes))
+    if unknown:
+        raise ValueError(f"true label(s) {unknown} not in {list(classes)}")
+    labels = [*classes, UNPARSEABLE]
+    if not len(y_true):
+        return np.zeros((len(classes), len(labels)), dtype=np.int64)
+    full = skm.confusion_matrix(list(y_true), _filled(y_pred, classes), labels=labels)
+    return full[: len(classes)].astype(np.int64)
 
 
 def per_class_recall(matrix: np.ndarray) -> np.ndarray:
@@ -38,39 +46,27 @@ def per_class_recall(matrix: np.ndarray) -> np.ndarray:
         return np.where(support > 0, correct / np.maximum(support, 1), np.nan)
 
 
-def balanced_accuracy(matrix: np.ndarray) -> float:
-    """Mean recall over the classes that have at least one example (NaN if none do)."""
-    recalls = per_class_recall(matrix)
-    present = recalls[~np.isnan(recalls)]
-    return float(present.mean()) if present.size else float("nan")
+def balanced_accuracy(y_true: Sequence[str], y_pred: Sequence[str | None], classes: Sequence[str]) -> float:
+    """Mean recall over the classes of `classes` that occur in `y_true` (unparseable = wrong); NaN if none do.
+
+    scikit-learn's macro recall over the present classes, which is its balanced accuracy with the
+    unparseable outcome kept as a wrong answer.
+    """
+    present = [name for name in classes if name in set(y_true)]
+    if not present:
+        return float("nan")
+    return float(skm.recall_score(list(y_true), _filled(y_pred, classes), labels=present, average="macro"))
 
 
 def roc_auc(y_true: Sequence[int], scores: Sequence[float]) -> float:
-    """Area under the ROC curve for binary labels (1 = positive), ties counted as half.
-
-    Equals the probability that a random positive scores above a random negative (Mann-Whitney U).
-    NaN when either class is absent.
-    """
+    """Area under the ROC curve for binary labels (1 = positive); NaN when either class is absent."""
     y_true = np.asarray(y_true, dtype=np.int64)  # [N]
     scores = np.asarray(scores, dtype=np.float64)  # [N]
     if y_true.shape != scores.shape:
         raise ValueError(f"y_true has shape {y_true.shape} but scores has shape {scores.shape}")
-    positives, negatives = scores[y_true == 1], scores[y_true == 0]
-    if positives.size == 0 or negatives.size == 0:
+    if len(np.unique(y_true)) < 2:
         return float("nan")
-    # Midranks handle ties: U = sum of positive ranks - n_pos (n_pos + 1) / 2.
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(scores.size, dtype=np.float64)
-    sorted_scores = scores[order]
-    start = 0
-    while start < scores.size:
-        stop = start
-        while stop + 1 < scores.size and sorted_scores[stop + 1] == sorted_scores[start]:
-            stop += 1
-        ranks[order[start : stop + 1]] = 0.5 * (start + stop) + 1.0
-        start = stop + 1
-    u_statistic = ranks[y_true == 1].sum() - positives.size * (positives.size + 1) / 2.0
-    return float(u_statistic / (positives.size * negatives.size))
+    return float(skm.roc_auc_score(y_true, scores))
 
 
 def classification_report(
@@ -91,9 +87,9 @@ def classification_report(
     report = {
         "n": n,
         "classes": list(classes),
-        "balanced_accuracy": _json_float(balanced_accuracy(matrix)),
-        "accuracy": _json_float(np.trace(matrix[:, : len(classes)]) / n if n else float("nan")),
-        "per_class_recall": {name: _json_float(r) for name, r in zip(classes, recalls)},
+        "balanced_accuracy": json_float(balanced_accuracy(y_true, y_pred, classes)),
+        "accuracy": json_float(np.trace(matrix[:, : len(classes)]) / n if n else float("nan")),
+        "per_class_recall": {name: json_float(r) for name, r in zip(classes, recalls)},
         "support": {name: int(s) for name, s in zip(classes, matrix.sum(axis=1))},
         "confusion_matrix": {
             "rows_true": list(classes),
@@ -103,17 +99,25 @@ def classification_report(
         "n_unparseable": int(matrix[:, -1].sum()),
     }
     if scores is not None and positive_class is not None:
-        pairs = [
-            (int(truth == positive_class), float(score))
-            for truth, score in zip(y_true, scores)
-            if score is not None and np.isfinite(score)
-        ]
-        report["auc"] = _json_float(roc_auc([p[0] for p in pairs], [p[1] for p in pairs])) if pairs else None
-        report["n_scored"] = len(pairs)
+        labels, kept = scored_pairs(y_true, scores, positive_class)
+        report["auc"] = json_float(roc_auc(labels, kept)) if len(kept) else None
+        report["n_scored"] = len(kept)
     return report
 
 
-def _json_float(value: float) -> float | None:
+def scored_pairs(
+    y_true: Sequence[str], scores: Sequence[float | None], positive_class: str
+) -> tuple[list[int], list[float]]:
+    """(1 = positive labels, scores) for the entries whose score is a finite number."""
+    pairs = [
+        (int(truth == positive_class), float(score))
+        for truth, score in zip(y_true, scores)
+        if score is not None and np.isfinite(score)
+    ]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def json_float(value: float) -> float | None:
     """NaN is not JSON: report it as null."""
     value = float(value)
     return None if np.isnan(value) else value

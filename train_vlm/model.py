@@ -190,6 +190,22 @@ def freeze_for_mode(model: torch.nn.Module, mode: str) -> None:
         param.requires_grad = mode == "full" or name.startswith(VISION_PREFIX)
 
 
+def upcast_trainable(model: torch.nn.Module) -> int:
+    """Keep the trainable parameters of a bf16/fp16 model in fp32; returns how many were cast.
+
+    Without DeepSpeed nothing keeps fp32 master weights: AdamW steps of lr 1e-5 on bf16 weights (8-bit
+    mantissa) mostly round away. With the trained parameters in fp32 and `bf16: true` (autocast) the
+    frozen language model stays in bf16 and the vision tower trains as mixed precision. DeepSpeed keeps
+    its own fp32 masters, so callers skip this under it.
+    """
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in (torch.bfloat16, torch.float16):
+            param.data = param.data.float()
+            cast += 1
+    return cast
+
+
 def lora_config(args: ModelArguments):
     """peft LoRA on the language model only (the vision tower stays frozen in lora mode)."""
     from peft import LoraConfig
@@ -203,7 +219,26 @@ def lora_config(args: ModelArguments):
     )
 
 
+def parameter_count(param: torch.nn.Parameter) -> int:
+    """Elements of a parameter, also when DeepSpeed ZeRO-3 has partitioned it.
+
+    ZeRO-3 leaves each rank an empty placeholder (`numel() == 0`) and records the full size in `ds_numel`;
+    transformers' and peft's own counters read it the same way.
+    """
+    count = param.numel()
+    if count == 0 and hasattr(param, "ds_numel"):
+        return int(param.ds_numel)
+    return count
+
+
 def count_parameters(model: torch.nn.Module) -> dict[str, int]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(parameter_count(p) for p in model.parameters() if p.requires_grad)
+    total = sum(parameter_count(p) for p in model.parameters())
     return {"trainable": trainable, "total": total}
+
+
+def describe_trainable(model: torch.nn.Module, mode: str) -> str:
+    """`train_mode=vision: 1,234 of 5,678 parameters train (21.73%)`, also on a partitioned or empty model."""
+    counts = count_parameters(model)
+    share = f"{100.0 * counts['trainable'] / counts['total']:.2f}%" if counts["total"] else "n/a: no parameters"
+    return f"train_mode={mode}: {counts['trainable']:,} of {counts['total']:,} parameters train ({share})"

@@ -44,6 +44,20 @@ def _read_columns(data_dir: Path, names: list[str], examples_per_stage: int = 8)
     return columns, examples
 
 
+PROMPTS_FILE = "prompts.json"
+
+
+def write_prompts(out: Path, tasks) -> Path:
+    """``prompts.json``: every prompt each exported task draws from, so that an evaluation can ask in the
+    words the model was trained on without importing the simulator (``train_vlm.prompts`` reads it)."""
+    from ..text.tasks import task_prompts
+
+    prompts = {task: task_prompts(task) for task in sorted(tasks)}
+    path = out / PROMPTS_FILE
+    path.write_text(json.dumps({"tasks": prompts}, indent=1, sort_keys=True) + "\n")
+    return path
+
+
 def write_card(job, manifest: dict) -> Path:
     import io
 
@@ -57,6 +71,7 @@ def write_card(job, manifest: dict) -> Path:
     from ..pathology import STAGES
 
     out = job.out
+    write_prompts(out, manifest["tasks"])
     names = [e["name"] for e in manifest["shards"]]
     columns, examples = _read_columns(out / "data", names)
     stages, tasks = columns["stage"], columns["task"]
@@ -115,6 +130,7 @@ def write_card(job, manifest: dict) -> Path:
         "```",
         "",
         "LLaMA-Factory: `llamafactory/dataset_info.json` (sharegpt format, images in `llamafactory/images/`).",
+        f"Prompt set: `{PROMPTS_FILE}` lists every prompt each task draws from (evaluate in the same words).",
         "",
         "## Config",
         "",

@@ -115,13 +115,17 @@ def prompt(task: str, seed_or_rng, *, label: str = "microaneurysm") -> str:
     return _pick(rng, PROMPTS[task]).format(label=LABEL_TEXT[label], label_plural=LABEL_PLURAL[label])
 
 
-def all_prompts() -> list[str]:
+def task_prompts(task: str) -> list[str]:
+    """Every prompt ``task`` can draw, grounding prompts filled in for each lesion label, in template order."""
     out = []
-    for task, options in PROMPTS.items():
-        for p in options:
-            labels = LESION_LABELS if "{label" in p else ("microaneurysm",)
-            out += [p.format(label=LABEL_TEXT[x], label_plural=LABEL_PLURAL[x]) for x in labels]
-    return sorted(set(out))
+    for p in PROMPTS[task]:
+        labels = LESION_LABELS if "{label" in p else ("microaneurysm",)
+        out += [p.format(label=LABEL_TEXT[x], label_plural=LABEL_PLURAL[x]) for x in labels]
+    return list(dict.fromkeys(out))
+
+
+def all_prompts() -> list[str]:
+    return sorted({p for task in PROMPTS for p in task_prompts(task)})
 
 
 def conversation(image, task: str, seed: int, m: Measured) -> dict:

@@ -27,29 +27,46 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 sys.path.insert(0, str(Path(__file__).parent))  # export_writer lives beside the tests
 
-from export_writer import make_record, write_export  # noqa: E402
+from export_writer import fixture_records, make_row, write_export  # noqa: E402
 
 IMAGE_SIZE_PX = 128  # 8 x 8 patches of 16 px -> 16 image tokens after the 2 x 2 merge
 TINY_MIN_PIXELS = 32 * 32
 TINY_MAX_PIXELS = 128 * 128
 
 
+def short_answer_records(n: int = 8) -> list[dict]:
+    """`n` real exported stage and yes/no records: one per prompt, each with the shortest answer it has
+    (stage prompts alternate DR and no DR; exported yes-answers are long, so yes/no prompts take theirs).
+
+    One answer per prompt keeps the loss tests about training, not about telling random images apart (the
+    vision mode steers a frozen random language model through image tokens alone).
+    """
+    records = sorted(fixture_records(), key=lambda r: (len(r["answer"]), r["id"]))
+    prompts = sorted({(r["task"], r["prompt"]) for r in records if r["task"] in ("stage", "dr_yes_no")})
+    chosen = []
+    for index, (task, prompt) in enumerate(prompts[:n]):
+        label = index % 2 if task == "stage" else 0
+        chosen.append(next(r for r in records if r["prompt"] == prompt and r["label_dr"] == label))
+    return chosen
+
+
 def fixed_records() -> list[dict]:
-    """The 8 fixed records of the loss tests: short stage and yes/no answers over distinct random images."""
+    """The 8 fixed rows of the loss tests: short real stage and yes/no answers over distinct random images."""
     rng = np.random.default_rng(1234)
-    return [
-        make_record(index, rng, size_px=IMAGE_SIZE_PX, task="stage" if index % 2 == 0 else "dr_yes_no")
-        for index in range(8)
-    ]
+    return [make_row(record, rng, size_px=IMAGE_SIZE_PX) for record in short_answer_records(8)]
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     from train_vlm.tiny import build_tiny_qwen3_vl
 
+    # The fixed records' texts in the tokenizer's corpus make them short in tokens (fast tests), as the
+    # built-in corpus does for the exporter's common words.
+    texts = [text for record in short_answer_records(8) for text in (record["prompt"], record["answer"])] * 8
     return build_tiny_qwen3_vl(
-        tmp_path_factory.mktemp("tiny_qwen3_vl"), seed=0, min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS
-    )
+        tmp_path_factory.mktemp("tiny_qwen3_vl"), seed=0, extra_texts=texts,
+        min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +119,26 @@ def tiny_sft_config(output_dir, *, max_steps: int, learning_rate: float, **overr
     )
     fields.update(overrides)
     return SFTConfig(**fields)
+
+
+def write_labelled_folder(root: Path, rows) -> dict[str, bytes]:
+    """An OCTA-500-shaped folder: labels.csv + OCTA_{3,6}mm/images/<id>.png for rows (id, scan_mm, disease, ...)."""
+    import csv
+    import io
+
+    from PIL import Image
+
+    pngs = {}
+    with (root / "labels.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "scan_mm", "disease", "sex", "eye", "age", "image"])
+        for index, (image_id, scan_mm, disease, *_) in enumerate(rows):
+            relative = f"OCTA_{scan_mm}mm/images/{image_id}.png"
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            pixels = np.random.default_rng(index).integers(0, 256, size=(128, 128), dtype=np.uint8)
+            buffer = io.BytesIO()
+            Image.fromarray(pixels, mode="L").save(buffer, format="PNG")
+            pngs[image_id] = buffer.getvalue()
+            (root / relative).write_bytes(pngs[image_id])
+            writer.writerow([image_id, scan_mm, disease, "F", "OD", 50, relative])
+    return pngs

@@ -34,7 +34,10 @@ def test_train_command_with_the_vision_recipe(tiny_model_dir, export_dir, tmp_pa
          "--dtype", "float32", "--use_cpu", "true", "--bf16", "false", "--max_steps", "2",
          "--per_device_train_batch_size", "4", "--global_batch_size", "8", "--dataloader_num_workers", "0",
          "--image_min_pixels", str(TINY_MIN_PIXELS), "--image_max_pixels", str(TINY_MAX_PIXELS),
-         "--output_dir", str(output_dir), "--save_strategy", "no", "--disable_tqdm", "true"]
+         "--output_dir", str(output_dir), "--save_strategy", "no", "--disable_tqdm", "true", "--logging_steps", "1"]
     )  # fmt: skip
     saved = {path.name for path in output_dir.iterdir()}
-    assert {"model.safetensors", "config.json", "processor_config.json", "chat_template.jinja"} <= saved
+    assert {"model.safetensors", "config.json", "processor_config.json", "chat_template.jinja", "prompts.json"} <= saved
+    # The recipe logs to TensorBoard by default: event files under <output_dir>/runs/.
+    events = list((output_dir / "runs").rglob("events.out.tfevents*"))
+    assert events and sum(path.stat().st_size for path in events) > 0

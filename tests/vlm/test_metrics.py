@@ -28,13 +28,14 @@ def test_recall_and_balanced_accuracy_by_hand():
     y_pred = ["no_dr", "no_dr", "no_dr", "dr", "dr", None]
     matrix = confusion_matrix(y_true, y_pred, CLASSES)
     np.testing.assert_allclose(per_class_recall(matrix), [0.75, 0.5])
-    assert balanced_accuracy(matrix) == pytest.approx(0.625)
+    assert balanced_accuracy(y_true, y_pred, CLASSES) == pytest.approx(0.625)
 
 
 def test_balanced_accuracy_skips_absent_classes():
     matrix = confusion_matrix(["dr", "dr", "dr"], ["dr", "no_dr", "dr"], CLASSES)
     assert math.isnan(per_class_recall(matrix)[0])
-    assert balanced_accuracy(matrix) == pytest.approx(2 / 3)
+    assert balanced_accuracy(["dr", "dr", "dr"], ["dr", "no_dr", "dr"], CLASSES) == pytest.approx(2 / 3)
+    assert math.isnan(balanced_accuracy([], [], CLASSES))
 
 
 def test_roc_auc_by_hand_with_ties():

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 from conftest import tiny_model_args
@@ -69,3 +70,70 @@ def test_lora_targets_only_the_language_model(tiny_model_dir):
     assert trainable and all("lora_" in name and ".language_model." in name for name in trainable)
     adapted = {name.split(".lora_")[0].rsplit(".", 1)[-1] for name in trainable}
     assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+def partition_like_zero3(model: torch.nn.Module, *, world_size: int = 8, persistence_threshold: int = 100) -> None:
+    """Leave the parameters as DeepSpeed ZeRO-3 leaves them on one rank after `zero.Init`.
+
+    Each parameter above the persistence threshold becomes an empty placeholder (`numel() == 0`) with its
+    full size in `ds_numel`, its shape in `ds_shape` and this rank's flat shard in `ds_tensor`; smaller
+    ones persist whole but carry the same attributes (deepspeed/runtime/zero/partition_parameters.py).
+    """
+    for param in model.parameters():
+        numel = param.numel()
+        param.ds_numel, param.ds_shape = numel, param.shape
+        param.ds_persist = numel <= persistence_threshold
+        shard = -(-numel // world_size)
+        param.ds_tensor = param.data.flatten()[:shard].clone()
+        if not param.ds_persist:
+            param.data = torch.empty(0, dtype=param.dtype, device=param.device)
+
+
+@pytest.mark.parametrize("mode", ["vision", "full", "lora"])
+def test_counts_survive_zero3_partitioning(tiny_model_dir, mode):
+    """Under ZeRO-3 `numel()` is 0 on every rank: counts read `ds_numel`, as transformers and peft do."""
+    from peft import get_peft_model
+
+    from train_vlm.model import describe_trainable, lora_config
+
+    args = tiny_model_args(tiny_model_dir, train_mode=mode)
+    model, _ = load_model_and_processor(args)
+    freeze_for_mode(model, mode)
+    if mode == "lora":
+        model = get_peft_model(model, lora_config(args))
+    expected = count_parameters(model)
+    partition_like_zero3(model)
+    assert sum(p.numel() for p in model.parameters()) < expected["total"] // 10  # really partitioned
+    assert count_parameters(model) == expected
+    if mode == "lora":  # peft's own counter agrees
+        assert model.get_nb_trainable_parameters() == (expected["trainable"], expected["total"])
+    share = 100.0 * expected["trainable"] / expected["total"]
+    assert describe_trainable(model, mode) == (
+        f"train_mode={mode}: {expected['trainable']:,} of {expected['total']:,} parameters train ({share:.2f}%)"
+    )
+
+
+def test_describe_trainable_of_an_empty_model():
+    from train_vlm.model import describe_trainable
+
+    assert describe_trainable(torch.nn.Module(), "full").endswith("(n/a: no parameters)")
+
+
+def test_stock_processor_matches_the_image_only_one(tiny_model_dir):
+    """With torchvision (GPU images have it) the stock AutoProcessor is used; it must prepare exactly what
+    the image-only processor prepares. Skipped where torchvision is absent (this CPU torch has none)."""
+    pytest.importorskip("torchvision")
+    from PIL import Image
+
+    stock = load_processor(tiny_model_dir, min_pixels=32 * 32, max_pixels=128 * 128, local_files_only=True)
+    image_only = load_processor(
+        tiny_model_dir, min_pixels=32 * 32, max_pixels=128 * 128, local_files_only=True, image_only=True
+    )
+    assert not isinstance(stock, ImageOnlyQwen3VLProcessor)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (100, 100, 3), dtype=np.uint8))
+    conversation = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "Hi"}]}]
+    kwargs = dict(add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
+    a, b = stock.apply_chat_template(conversation, **kwargs), image_only.apply_chat_template(conversation, **kwargs)
+    torch.testing.assert_close(a["input_ids"], b["input_ids"])
+    torch.testing.assert_close(a["image_grid_thw"], b["image_grid_thw"])
+    torch.testing.assert_close(a["pixel_values"], b["pixel_values"], atol=0.05, rtol=0)  # resize kernels differ

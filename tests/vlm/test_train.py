@@ -7,14 +7,22 @@ import torch
 from conftest import tiny_model_args, tiny_sft_config
 
 from train_vlm.data import load_export
-from train_vlm.train import BatchArguments, DataArguments, apply_global_batch_size, build_trainer, mean_assistant_loss
+from train_vlm.train import (
+    DataArguments,
+    RunArguments,
+    apply_global_batch_size,
+    build_trainer,
+    mean_assistant_loss,
+    resume_checkpoint,
+    train,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
 # Steps and learning rates that bring each mode down on the tiny model within seconds. The vision mode
 # trains only the vision side under a frozen (random) language model, so it steers the answers through
 # 16 image tokens alone and needs the most steps.
-MODE_SCHEDULES = {"full": (40, 3e-3), "lora": (60, 1e-2), "vision": (100, 3e-3)}
+MODE_SCHEDULES = {"full": (40, 3e-3), "lora": (60, 1e-2), "vision": (200, 3e-3)}
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +102,10 @@ def test_merged_lora_gives_the_same_loss(trained, tiny_model_dir, export_dir, tm
 
 def test_global_batch_size_sets_gradient_accumulation(tmp_path):
     config = tiny_sft_config(tmp_path, max_steps=1, learning_rate=1e-3, per_device_train_batch_size=4)
-    apply_global_batch_size(config, BatchArguments(global_batch_size=32), n_processes=2)
+    apply_global_batch_size(config, RunArguments(global_batch_size=32), n_processes=2)
     assert config.gradient_accumulation_steps == 4
     with pytest.raises(ValueError, match="multiple"):
-        apply_global_batch_size(config, BatchArguments(global_batch_size=30), n_processes=2)
+        apply_global_batch_size(config, RunArguments(global_batch_size=30), n_processes=2)
 
 
 @pytest.mark.parametrize("recipe", ["lora", "vision", "full"])
@@ -106,19 +114,25 @@ def test_recipes_parse_with_overrides(recipe):
 
     from train_vlm.model import ModelArguments
 
-    parser = TrlParser((ModelArguments, DataArguments, BatchArguments, SFTConfig))
-    model_args, data_args, batch_args, sft_config = parser.parse_args_and_config(
+    parser = TrlParser((ModelArguments, DataArguments, RunArguments, SFTConfig))
+    model_args, data_args, run_args, sft_config = parser.parse_args_and_config(
         args=["--config", str(REPO / "train_vlm" / "recipes" / f"{recipe}.yaml"), "--train_data", "/export",
               "--output_dir", "/tmp/out-override", "--use_cpu", "true"]  # bf16 recipes refuse CPUs otherwise
     )  # fmt: skip
     assert model_args.train_mode == recipe
     assert model_args.model_name_or_path == "Qwen/Qwen3-VL-8B-Instruct"
     assert data_args.train_data == "/export" and sft_config.output_dir == "/tmp/out-override"
-    assert batch_args.global_batch_size == 32
     assert sft_config.assistant_only_loss and sft_config.max_length is None
     assert sft_config.lr_scheduler_type == "cosine" and sft_config.num_train_epochs == 1
-    if recipe == "vision":  # the published SVR recipe
+    assert sft_config.report_to == ["tensorboard"] and run_args.auto_resume
+    assert data_args.eval_split == "train"  # what `svr export` writes
+    if recipe == "vision":  # the published SVR recipe: lr 1e-5, 512 x 512 px cap, 16 per device x 2
         assert sft_config.learning_rate == 1e-5 and sft_config.warmup_steps == 0.1 and sft_config.bf16
+        assert model_args.image_max_pixels == 262_144
+        assert (sft_config.per_device_train_batch_size, sft_config.gradient_accumulation_steps) == (16, 2)
+        assert run_args.global_batch_size is None
+    else:
+        assert run_args.global_batch_size == 32
 
 
 def test_accelerate_configs_point_at_matching_deepspeed_stages():
@@ -134,3 +148,68 @@ def test_accelerate_configs_point_at_matching_deepspeed_stages():
         assert json.loads(ds_path.read_text())["zero_optimization"]["stage"] == stage
     multinode = yaml.safe_load((folder / "multinode.yaml").read_text())
     assert multinode["num_machines"] > 1 and multinode["num_processes"] % multinode["num_machines"] == 0
+
+
+def test_resumes_from_the_latest_checkpoint(tiny_model_dir, export_dir, tmp_path, caplog):
+    """A second run in the same output_dir continues from its last checkpoint without being told."""
+    output_dir = tmp_path / "out"
+
+    def run(max_steps, **run_args):
+        return train(
+            tiny_model_args(tiny_model_dir, train_mode="full"),
+            DataArguments(train_data=str(export_dir)),
+            tiny_sft_config(output_dir, max_steps=max_steps, learning_rate=1e-3, per_device_train_batch_size=4,
+                            save_strategy="steps", save_steps=2, logging_steps=1),
+            RunArguments(**run_args),
+        )  # fmt: skip
+
+    first = run(4)
+    assert first.state.global_step == 4 and (output_dir / "checkpoint-4").is_dir()
+    config = tiny_sft_config(output_dir, max_steps=6, learning_rate=1e-3)
+    assert resume_checkpoint(config, RunArguments()) == str(output_dir / "checkpoint-4")
+    assert resume_checkpoint(config, RunArguments(auto_resume=False)) is None
+    with caplog.at_level("INFO", logger="train_vlm.train"):
+        second = run(6)
+    assert f"resuming from {output_dir / 'checkpoint-4'}" in caplog.text
+    assert second.state.global_step == 6 and (output_dir / "checkpoint-6").is_dir()
+    # Only steps 5 and 6 ran again: the restored history holds each step's loss once.
+    assert [entry["step"] for entry in second.state.log_history if "loss" in entry] == [1, 2, 3, 4, 5, 6]
+
+
+def test_lora_with_bf16_and_gradient_checkpointing_learns_on_cpu(tiny_model_dir, export_dir, tmp_path):
+    """bf16 weights and autocast with gradient checkpointing: the adapters still get gradients and learn."""
+    trainer = build_trainer(
+        tiny_model_args(tiny_model_dir, train_mode="lora", dtype="bfloat16"),
+        DataArguments(train_data=str(export_dir)),
+        tiny_sft_config(tmp_path, max_steps=30, learning_rate=1e-2, bf16=True, gradient_checkpointing=True),
+    )
+    assert trainer.args.bf16 and trainer.args.gradient_checkpointing
+    records = trainer.train_dataset
+    before = mean_assistant_loss(trainer.model, trainer.processing_class, records)
+    trainer.train()
+    base = trainer.model.get_base_model()
+    assert base.is_gradient_checkpointing and base.model.language_model.layers[0].gradient_checkpointing
+    assert base.lm_head.weight.dtype == torch.bfloat16
+    after = mean_assistant_loss(trainer.model, trainer.processing_class, records)
+    assert after < 0.5 * before, f"{before:.3f} -> {after:.3f}"
+
+
+def test_bf16_vision_mode_keeps_fp32_masters(tiny_model_dir, export_dir, tmp_path):
+    """Loaded in bf16, the trained vision side becomes fp32 (the frozen LM stays bf16), so an lr 1e-5 step
+    moves it: in bf16 alone such updates round away."""
+    trainer = build_trainer(
+        tiny_model_args(tiny_model_dir, train_mode="vision", dtype="bfloat16"),
+        DataArguments(train_data=str(export_dir)),
+        tiny_sft_config(tmp_path, max_steps=2, learning_rate=1e-5, bf16=True, gradient_checkpointing=True),
+    )
+    model = trainer.model
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
+    assert model.lm_head.weight.dtype == torch.bfloat16 and not model.lm_head.weight.requires_grad
+    weight = model.model.visual.merger.linear_fc2.weight
+    before = weight.detach().clone()
+    trainer.train()
+    changed = (weight.detach() != before).float().mean().item()
+    assert changed > 0.5, f"only {changed:.0%} of the merger's weights moved"
+    # The same step on bf16 weights: an Adam update of about lr leaves most of them where they were.
+    in_bf16 = before.bfloat16()
+    assert (in_bf16 + torch.full_like(in_bf16, 1e-5) == in_bf16).float().mean().item() > 0.5
