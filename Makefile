@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 OUT ?= out/demo
 
-.PHONY: setup demo test test-sim test-vlm clean
+.PHONY: setup chromium demo test test-sim test-vlm clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,15 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e ".[sim,vlm,dev]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+# Headless Chromium for the dataset browser's test (tests/sim/test_browse.py): Debian's packages, never a
+# browser download. Idempotent; as non-root without sudo it says so and the test skips with that reason.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	elif sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "chromium / chromedriver missing and no root: the browser test will skip (apt-get install chromium chromium-driver)"; fi
+
+setup: $(STAMP) chromium
 
 demo: $(STAMP)
 	$(VENV)/bin/svr export n=256 out=$(OUT)

@@ -61,6 +61,7 @@ class ExportSchema:
     variability: float = 0.3  # per-sample parameter spread around the preset (svr_jax.variability); 0: none
     llamafactory: bool = True  # JSONL + image folder view with dataset_info.json
     card: bool = True  # dataset card (README.md + plots) when all shards are present
+    browse: bool = False  # static browser site (browser/index.html, `svr browse`) when all shards are present
     tasks: TaskMixtureSchema = dataclasses.field(default_factory=TaskMixtureSchema)
     fov: FovSchema = dataclasses.field(default_factory=FovSchema)
     stage: StageSchema = dataclasses.field(default_factory=StageSchema)
@@ -80,6 +81,7 @@ class ExportJob:
     masks: bool
     llamafactory: bool
     card: bool
+    browse: bool = False
 
     @property
     def out(self) -> Path:
@@ -138,6 +140,7 @@ def parse(cfg) -> ExportJob:
     return ExportJob(
         action=cfg.action, base=base, shard_size=int(cfg.shard_size), shard_range=_shard_range(cfg.shards, count),
         tasks=tasks, masks=bool(cfg.masks), llamafactory=bool(cfg.llamafactory), card=bool(cfg.card),
+        browse=bool(cfg.browse),
     )
 
 
@@ -316,21 +319,16 @@ def export(job: ExportJob) -> dict:
         from ..export.card import write_card
 
         write_card(job, manifest)
+    if manifest["complete"] and job.browse:
+        from ..browse import build
+
+        build(job.out)
     return manifest
 
 
 def verify(job: ExportJob) -> list[str]:
     """Names of shards that are missing or whose bytes differ from the manifest."""
-    manifest = json.loads((job.out / "manifest.json").read_text())
-    bad = []
-    listed = {e["name"]: e for e in manifest["shards"]}
-    for shard in shard_lib.plan(manifest["n"], manifest["shard_size"]):
-        entry, path = listed.get(shard.name), job.out / "data" / shard.name
-        if entry is None or not path.is_file():
-            bad.append(f"{shard.name}: missing")
-        elif shard_lib.sha256(path) != entry["sha256"]:
-            bad.append(f"{shard.name}: sha256 mismatch (corrupt or truncated)")
-    return bad
+    return shard_lib.bad_shards(job.out)
 
 
 def run(job: ExportJob) -> None:
@@ -347,6 +345,8 @@ def run(job: ExportJob) -> None:
     manifest = export(job)
     print(f"export: {manifest['rows']} pairs in {len(manifest['shards'])}/{manifest['shards_expected']} shards at {job.out}"
           f" (rejected {manifest['rejected']}); stages {manifest['stages']}")
+    if manifest["complete"] and job.browse:
+        print(f"browse: {job.out / 'browser' / 'index.html'}")
 
 
 # Host pytrees: the Sample dataclass survives jax.device_get; the writer slices plain dicts per sample.
