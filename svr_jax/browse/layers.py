@@ -1,8 +1,8 @@
-"""The image layers of one sample, encoded once with Pillow: thumbnail, mask overlays, lesion
-instances and the ETDRS sector map.
+"""The image layers of one sample, encoded once with Pillow: thumbnail, and one sprite PNG holding the
+mask overlays, the lesion instances and the ETDRS sector map.
 
-A mask overlay is a 2-colour palette PNG (transparent background, one opaque colour), so the page
-stacks plain ``<img>`` elements: no canvas, whose pixels a page opened from ``file://`` may not read.
+The page stacks the sprite's bands as CSS backgrounds: no canvas, whose pixels a page opened from
+``file://`` may not read, and one file a sample instead of a dozen (file count dominates a large site).
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ OTHER_COLOURS = ("#80deea", "#ffab91", "#c5e1a5", "#b39ddb")
 # Instances: a qualitative palette (Tableau 10) cycled over connected components.
 INSTANCE_COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
                     "#bab0ac")
-SECTOR_LINE_RGBA = (255, 255, 255, 230)
-SECTOR_NAMED_RGBA = (255, 235, 59, 80)  # fill of the sectors the text names
+SECTOR_LINE_ALPHA = 230
+SECTOR_NAMED_ALPHA = 80  # fill of the sectors the text names
+SPRITE_COMPRESS_LEVEL = 3  # zlib: level 6 costs twice the time for a few % of bytes on binary masks
 
 
 def style(name: str, position: int = 0) -> tuple[str, str, str]:
@@ -48,25 +49,12 @@ def decode(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)))
 
 
-def png(image: Image.Image, **options) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False, **options)
-    return buffer.getvalue()
-
-
 def thumbnail_jpeg(image_png: bytes, size_px: int) -> bytes:
     image = Image.open(io.BytesIO(image_png)).convert("L")
     image = image.resize((size_px, size_px), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=82)
     return buffer.getvalue()
-
-
-def mask_png(mask: np.ndarray, colour: str) -> bytes:
-    """[H, W] mask -> palette PNG: 0 transparent, nonzero in ``colour``."""
-    image = Image.fromarray((np.asarray(mask) > 0).astype(np.uint8), mode="P")
-    image.putpalette([0, 0, 0, *rgb(colour)])
-    return png(image, transparency=0)
 
 
 def instance_labels(lesion_masks: dict) -> tuple[np.ndarray, int]:
@@ -81,14 +69,6 @@ def instance_labels(lesion_masks: dict) -> tuple[np.ndarray, int]:
     return (labels if labels is not None else np.zeros((1, 1), np.int32)), total
 
 
-def instances_png(labels: np.ndarray) -> bytes:
-    """Each instance in its own palette colour (cycled), background transparent."""
-    index = np.where(labels > 0, (labels - 1) % len(INSTANCE_COLOURS) + 1, 0).astype(np.uint8)
-    image = Image.fromarray(index, mode="P")
-    image.putpalette([0, 0, 0] + [v for c in INSTANCE_COLOURS for v in rgb(c)])
-    return png(image, transparency=0)
-
-
 def sector_layout(faz_mask: np.ndarray, fov_mm: float, nasal_sign: float) -> dict:
     """sector -> [H, W] bool: the text's own sectors (``text.measure.sector_masks``) around the measured
     FAZ centre (``text.measure.faz_geometry``), as the text was measured."""
@@ -98,20 +78,51 @@ def sector_layout(faz_mask: np.ndarray, fov_mm: float, nasal_sign: float) -> dic
     return sector_masks(size_px, fov_mm, centre_mm, nasal_sign)
 
 
-def sector_map_png(layout: dict, named: set) -> bytes:
-    """Sector outlines, and a fill over the sectors in ``named`` (those the text names)."""
-    shape = next(iter(layout.values())).shape if layout else (1, 1)
-    label = np.zeros(shape, np.int16)
-    rgba = np.zeros((*shape, 4), np.uint8)
-    for k, (name, mask) in enumerate(layout.items(), start=1):
-        label[mask] = k
-        if name in named:
-            rgba[mask] = SECTOR_NAMED_RGBA
-    edge = np.zeros(shape, bool)
-    edge[:, 1:] |= label[:, 1:] != label[:, :-1]
-    edge[1:, :] |= label[1:, :] != label[:-1, :]
-    rgba[edge] = SECTOR_LINE_RGBA
-    return png(Image.fromarray(rgba, mode="RGBA"))
+class Sprite:
+    """All overlays of one sample as bands of a single palette PNG (one file, one encode): band k is
+    rows [k·H, (k+1)·H); palette entry 0 is transparent, the others carry their own alpha (tRNS), so the
+    page shows band k as a CSS background without any pixel work."""
+
+    def __init__(self, shape: tuple[int, int]):
+        self.shape = shape
+        self.bands: list[np.ndarray] = []
+        self.palette: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)]
+
+    def _colour(self, colour: str, alpha: int = 255) -> int:
+        entry = (*rgb(colour), alpha)
+        if entry not in self.palette:
+            self.palette.append(entry)
+        return self.palette.index(entry)
+
+    def mask(self, mask: np.ndarray, colour: str) -> None:
+        self.bands.append(np.where(np.asarray(mask) > 0, self._colour(colour), 0).astype(np.uint8))
+
+    def instances(self, labels: np.ndarray) -> None:
+        codes = np.asarray([0] + [self._colour(c) for c in INSTANCE_COLOURS], np.uint8)
+        labels = np.broadcast_to(labels, self.shape)
+        self.bands.append(codes[np.where(labels > 0, (labels - 1) % len(INSTANCE_COLOURS) + 1, 0)])
+
+    def sectors(self, layout: dict, named: set) -> None:
+        """Sector outlines, and a fill over the sectors in ``named`` (those the text names)."""
+        label = np.zeros(self.shape, np.int16)
+        band = np.zeros(self.shape, np.uint8)
+        fill, line = self._colour("#ffeb3b", SECTOR_NAMED_ALPHA), self._colour("#ffffff", SECTOR_LINE_ALPHA)
+        for k, (name, mask) in enumerate(layout.items(), start=1):
+            label[mask] = k
+            if name in named:
+                band[mask] = fill
+        edge = np.zeros(self.shape, bool)
+        edge[:, 1:] |= label[:, 1:] != label[:, :-1]
+        edge[1:, :] |= label[1:, :] != label[:-1, :]
+        band[edge] = line
+        self.bands.append(band)
+
+    def png(self) -> bytes:
+        image = Image.fromarray(np.concatenate(self.bands, axis=0), mode="P")
+        image.putpalette([v for entry in self.palette for v in entry[:3]])
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", transparency=bytes(entry[3] for entry in self.palette), compress_level=SPRITE_COMPRESS_LEVEL)
+        return buffer.getvalue()
 
 
 def centroid_fraction(mask: np.ndarray) -> tuple[float, float]:

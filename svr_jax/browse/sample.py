@@ -10,6 +10,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from ..pathology import LESION_NAMES
 from ..text import check
 from ..text.measure import from_dict, grade
@@ -22,6 +24,11 @@ RING_NUMBER = {"parafoveal": 1, "perifoveal": 2}
 def asset_dir(index: int) -> str:
     """Site-relative folder of sample ``index``'s files (1,000 samples a folder)."""
     return f"a/{index // 1000:04d}"
+
+
+def bands(mask_columns: tuple[str, ...]) -> list[str]:
+    """The overlay sprite's bands, top to bottom."""
+    return [c[len("mask_"):] for c in mask_columns] + ["instances", "sectors"]
 
 
 def file_stem(index: int) -> str:
@@ -65,28 +72,30 @@ def render(row: dict, site: Path, *, thumb_px: int, mask_columns: tuple[str, ...
     (folder / f"{stem}.t.jpg").write_bytes(layers.thumbnail_jpeg(image_png, thumb_px))
 
     masks = {c[len("mask_"):]: layers.decode(row[c]) for c in mask_columns if row.get(c)}
+    shape = (measured.size_px, measured.size_px)
+    sprite = layers.Sprite(shape)  # bands in the order of ``bands(mask_columns)``
     overlays = []
-    for position, (name, mask) in enumerate(masks.items()):
-        pixels = int((mask > 0).sum())
-        if pixels:
-            (folder / f"{stem}.{name}.png").write_bytes(layers.mask_png(mask, layers.style(name, position)[2]))
-        overlays.append(dict(key=name, pixels=pixels))
-    lesion_masks = {n: masks[n] for n in LESION_NAMES if n in masks}
-    labels, instances = layers.instance_labels(lesion_masks)
-    if instances:
-        (folder / f"{stem}.instances.png").write_bytes(layers.instances_png(labels))
+    for position, column in enumerate(mask_columns):
+        name = column[len("mask_"):]
+        mask = masks.get(name, np.zeros(shape, np.uint8))
+        sprite.mask(mask, layers.style(name, position)[2])
+        overlays.append(dict(key=name, pixels=int((mask > 0).sum())))
+    labels, instances = layers.instance_labels({n: masks[n] for n in LESION_NAMES if n in masks})
+    sprite.instances(labels)
 
     text = assistant_text(row["messages"])
     named = named_sectors(text)
     sectors = []
+    layout = {}
     if "faz" in masks:
         nasal_sign = 1.0 if measured.laterality == "OD" else -1.0
         layout = layers.sector_layout(masks["faz"], measured.fov_mm, nasal_sign)
-        (folder / f"{stem}.sectors.png").write_bytes(layers.sector_map_png(layout, named))
         for name, mask in layout.items():
             x, y = layers.centroid_fraction(mask)
             sectors.append(dict(name=name, short=sector_short(name), x=x, y=y, named=name in named,
                                 density_pct=measured.sector_density_pct.get(name)))
+    sprite.sectors(layout, named)
+    (folder / f"{stem}.o.png").write_bytes(sprite.png())
 
     counts = {t: len(measured.of(t)) for t in LESION_NAMES}
     stage, evidence = grade(measured)

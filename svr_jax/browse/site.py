@@ -7,8 +7,9 @@ the network):
   vocabularies and counts, overlay styles, page count);
 * ``pages/p00000.js`` ...: the grid index, ``page_size`` rows a file, columnar, categorical values as
   codes into ``meta.js``'s vocabularies;
-* ``a/0000/`` ...: per sample (1,000 a folder) the image, a JPEG thumbnail, one PNG per non-empty mask,
-  the lesion instances, the sector map and ``<id>.js``, the sample's record.
+* ``a/0000/`` ...: per sample (1,000 a folder) the image, a JPEG thumbnail, one sprite PNG of every
+  overlay (masks, lesion instances, sector map; ``meta.bands`` names its bands) and ``<stem>.js``, the
+  sample's record.
 
 Chromium forbids ``fetch()`` of ``file://`` URLs, so every data file is a script that registers its data
 (``SVR.addPage(...)``, ``SVR.addSample(...)``) and the page loads it with a ``<script>`` tag when needed.
@@ -171,7 +172,7 @@ def build(folder: Path | str, config: BrowseConfig = BrowseConfig(), *, progress
             flush()
         meta = dict(
             rows=rows, pages=pages, page_size=config.page_size, vocab=index.vocab, facet_counts=index.counts,
-            lesion_types=list(LESION_NAMES), overlays=_overlay_styles(source),
+            lesion_types=list(LESION_NAMES), overlays=_overlay_styles(source), bands=sample.bands(source.mask_columns),
             instance_colours=list(layers.INSTANCE_COLOURS), export=source.folder.name,
         )
         (site / "meta.js").write_text(f"window.SVR = window.SVR || {{}};\nSVR.meta = {json.dumps(meta, separators=(',', ':'))};\n")

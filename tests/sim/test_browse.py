@@ -123,7 +123,9 @@ def stage_pixels(d) -> np.ndarray:
 
 
 def images_loaded(d) -> bool:
-    return d.execute_script("return [...document.querySelectorAll('#stage img')].every(i => i.complete && i.naturalWidth > 0)")
+    """The image and the overlay sprite of the shown sample have loaded."""
+    return d.execute_script("return document.getElementById('stage').dataset.loaded === '1'"
+                            " && document.getElementById('base').naturalWidth > 0")
 
 
 def test_in_chromium(export_dir, rows, driver):
@@ -191,7 +193,6 @@ def test_in_chromium(export_dir, rows, driver):
         if not box.is_enabled():
             continue
         box.click()
-        wait(lambda: images_loaded(d))
         on = stage_pixels(d)
         changed = np.abs(on - base).sum(-1) > 30
         assert changed.mean() > 0, key

@@ -187,13 +187,19 @@
   function layerList(rec) {
     const list = meta.overlays.map((o) => {
       const found = rec.overlays.find((x) => x.key === o.key);
-      return { key: o.key, label: o.label, colour: o.colour, group: o.group, src: found && found.pixels ? stem(rec.index) + "." + o.key + ".png" : null };
+      return { key: o.key, label: o.label, colour: o.colour, band: true, available: !!(found && found.pixels) };
     });
-    list.push({ key: "instances", label: "Lesion instances (" + rec.instances + ")", colour: meta.instance_colours[0], group: "lesions", src: rec.instances ? stem(rec.index) + ".instances.png" : null });
-    list.push({ key: "sectors", label: "ETDRS sectors", colour: "#ffffff", group: "sectors", src: rec.sectors.length ? stem(rec.index) + ".sectors.png" : null, svg: true });
-    list.push({ key: "text_boxes", label: "Boxes in the text (" + rec.text_boxes.length + ")", colour: "#00ffff", group: "boxes", src: null, svg: true, count: rec.text_boxes.length });
-    list.push({ key: "lesion_boxes", label: "Measured lesion boxes (" + rec.lesions.length + ")", colour: "#ffffff", group: "boxes", src: null, svg: true, count: rec.lesions.length });
+    list.push({ key: "instances", label: "Lesion instances (" + rec.instances + ")", colour: meta.instance_colours[0], band: true, available: rec.instances > 0 });
+    list.push({ key: "sectors", label: "ETDRS sectors", colour: "#ffffff", band: true, available: rec.sectors.length > 0 });
+    list.push({ key: "text_boxes", label: "Boxes in the text (" + rec.text_boxes.length + ")", colour: "#00ffff", available: rec.text_boxes.length > 0 });
+    list.push({ key: "lesion_boxes", label: "Measured lesion boxes (" + rec.lesions.length + ")", colour: "#ffffff", available: rec.lesions.length > 0 });
     return list;
+  }
+  function bandStyle(url, key) {
+    // Band k of the sprite (meta.bands) scaled to the stage: the sprite is N stage-heights tall.
+    const n = meta.bands.length;
+    const k = meta.bands.indexOf(key);
+    return "background-image:url('" + url + "');background-size:100% " + n * 100 + "%;background-position:0 " + (n > 1 ? (100 * k) / (n - 1) : 0) + "%";
   }
   function fmt(v, digits) {
     return typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(digits === undefined ? 3 : digits)) : String(v);
@@ -207,6 +213,9 @@
   function showSample(rec) {
     state.current = rec.index;
     $("sample-title").textContent = rec.id + " · " + rec.stage + " (intended " + rec.intended_stage + ") · " + rec.laterality + " · " + rec.fov + " · task " + rec.task + position();
+    $("base").onload = () => {
+      if (state.current === rec.index && $("stage").dataset.loaded === "sprite") $("stage").dataset.loaded = "1";
+    };
     $("base").src = stem(rec.index) + ".png";
     $("eye").textContent = rec.laterality === "OD" ? "right eye: nasal to the right" : "left eye: nasal to the left";
     const layers = layerList(rec);
@@ -214,22 +223,29 @@
     overlays.replaceChildren();
     const toggles = $("toggles");
     toggles.replaceChildren();
+    const sprite = stem(rec.index) + ".o.png";
+    const stageNode = $("stage");
+    stageNode.dataset.loaded = "0";
+    const probe = new Image();
+    probe.onload = () => {
+      if (state.current === rec.index) stageNode.dataset.loaded = $("base").complete ? "1" : "sprite";
+    };
+    probe.src = sprite;
     layers.forEach((layer, n) => {
-      const available = layer.src !== null || (layer.svg && layer.key !== "sectors" && layer.count > 0) || (layer.key === "sectors" && rec.sectors.length);
-      if (layer.src) {
-        overlays.append(el("img", { class: "overlay", src: layer.src, alt: layer.label, "data-layer": layer.key, hidden: "" }));
+      if (layer.band && layer.available) {
+        overlays.append(el("div", { class: "overlay", style: bandStyle(sprite, layer.key), "data-layer": layer.key, hidden: "" }));
       }
       const box = el("input", { type: "checkbox", "data-layer": layer.key, id: "t-" + layer.key });
       box.checked = !!layerOn[layer.key];
-      if (!available) box.disabled = true;
+      if (!layer.available) box.disabled = true;
       box.addEventListener("change", () => {
         layerOn[layer.key] = box.checked;
         applyLayers();
       });
       const key = n < 9 ? String(n + 1) : "";
-      toggles.append(el("label", { class: "toggle" + (available ? "" : " empty"), for: "t-" + layer.key, "data-key": key }, [
+      toggles.append(el("label", { class: "toggle" + (layer.available ? "" : " empty"), for: "t-" + layer.key, "data-key": key }, [
         box, el("span", { class: "swatch", style: "background:" + layer.colour }),
-        el("span", { text: (key ? key + " " : "") + layer.label + (available ? "" : " (none)") }),
+        el("span", { text: (key ? key + " " : "") + layer.label + (layer.available ? "" : " (none)") }),
       ]));
     });
     // Boxes: the text's (0-1000 grid, the SVG's own coordinates); red when no measured lesion has that box.
@@ -265,7 +281,7 @@
     tableRows($("sectors"), ["sector", "name", "vessel density", "named in text"], rec.sectors.map((s) => [s.short, s.name, s.density_pct == null ? "–" : s.density_pct.toFixed(1) + "%", s.named ? "yes" : ""]));
   }
   function applyLayers() {
-    for (const img of document.querySelectorAll("#overlays img")) img.hidden = !layerOn[img.dataset.layer];
+    for (const node of document.querySelectorAll("#overlays .overlay")) node.hidden = !layerOn[node.dataset.layer];
     $("text-boxes").style.display = layerOn.text_boxes ? "" : "none";
     $("lesion-boxes").style.display = layerOn.lesion_boxes ? "" : "none";
     $("sector-labels").style.display = layerOn.sectors ? "" : "none";
@@ -361,6 +377,7 @@
     new IntersectionObserver((entries) => entries.some((x) => x.isIntersecting) && onSentinel(), { rootMargin: "800px" }).observe($("sentinel"));
     loadPage(0).then(() => {
       applyFilter();
+      document.body.dataset.readyMs = performance.now().toFixed(1); // since navigation start
       document.body.dataset.ready = "1";
       route();
     });
