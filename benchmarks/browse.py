@@ -65,7 +65,10 @@ def main() -> None:
     args = parser.parse_args()
     result = dict(export=str(args.export))
     if not args.no_build:
-        report = build(args.export, BrowseConfig(page_size=args.page_size, workers=args.workers))
+        from tqdm import tqdm
+
+        with tqdm(unit="pair", desc="browse", mininterval=10) as bar:
+            report = build(args.export, BrowseConfig(page_size=args.page_size, workers=args.workers), progress=bar.update)
         result.update(rows=report.rows, pages=report.pages, build_s=round(report.seconds, 1), site_mb=round(report.bytes / 1e6, 1),
                       files=report.files, workers=args.workers)
     index_html = args.export / "browser" / "index.html"

@@ -34,7 +34,7 @@ INSTANCE_COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc
                     "#bab0ac")
 SECTOR_LINE_ALPHA = 230
 SECTOR_NAMED_ALPHA = 80  # fill of the sectors the text names
-SPRITE_COMPRESS_LEVEL = 3  # zlib: level 6 costs twice the time for a few % of bytes on binary masks
+SPRITE_COMPRESS_LEVEL = 1  # zlib: level 1 encodes 3x faster than 6 for ~50% more sprite bytes (~55 vs 36 KB at 304 px)
 
 
 def style(name: str, position: int = 0) -> tuple[str, str, str]:

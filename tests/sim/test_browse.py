@@ -149,6 +149,12 @@ def test_in_chromium(export_dir, rows, driver):
     set_select(d, "stage", "")
     set_select(d, "lesion", "-")
     wait(lambda: shown_indices(d) == [r["index"] for r in rows if not r["meta"]["measured"]["lesions"]])
+    set_select(d, "lesion", str(d.execute_script("return SVR.meta.lesion_types").index("microaneurysm")))
+    min_box = d.find_element(By.CSS_SELECTOR, "#filters [name='min']")
+    min_box.send_keys("2")
+    wait(lambda: shown_indices(d) == [r["index"] for r in rows
+                                      if sum(l["type"] == "microaneurysm" for l in r["meta"]["measured"]["lesions"]) >= 2])
+    min_box.clear()
     set_select(d, "lesion", "")
     task = rows[0]["task"]
     set_select(d, "task", str(vocab["task"].index(task)))
