@@ -236,8 +236,8 @@
         overlays.append(el("div", { class: "overlay", style: bandStyle(sprite, layer.key), "data-layer": layer.key, hidden: "" }));
       }
       const box = el("input", { type: "checkbox", "data-layer": layer.key, id: "t-" + layer.key });
-      box.checked = !!layerOn[layer.key];
       if (!layer.available) box.disabled = true;
+      box.checked = layer.available && !!layerOn[layer.key];
       box.addEventListener("change", () => {
         layerOn[layer.key] = box.checked;
         applyLayers();
@@ -285,11 +285,12 @@
     $("text-boxes").style.display = layerOn.text_boxes ? "" : "none";
     $("lesion-boxes").style.display = layerOn.lesion_boxes ? "" : "none";
     $("sector-labels").style.display = layerOn.sectors ? "" : "none";
-    for (const box of document.querySelectorAll("#toggles input")) box.checked = !!layerOn[box.dataset.layer];
+    for (const box of document.querySelectorAll("#toggles input")) box.checked = !box.disabled && !!layerOn[box.dataset.layer];
   }
   function position() {
     const j = matchPosition(state.current);
-    return j < 0 ? "" : " · " + (j + 1) + "/" + state.matches.length + (filterActive(state.filter) ? " matching" : "");
+    const more = state.scanned < meta.pages ? "+" : ""; // index pages not scanned yet
+    return j < 0 ? "" : " · " + (j + 1) + "/" + state.matches.length + more + (filterActive(state.filter) ? " matching" : "");
   }
   function matchPosition(index) {
     return state.matches.findIndex(([k, i]) => pages[k].index[i] === index);
