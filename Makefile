@@ -4,7 +4,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed
 OUT ?= out/demo
 
-.PHONY: setup demo test test-slow test-all test-slurm slurm-packages clean
+.PHONY: setup chromium demo test test-slow test-all test-slurm slurm-packages clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,15 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e ".[sim,vlm,dev,bench]"
 	touch $(STAMP)
 
-setup: $(STAMP) slurm-packages
+# Headless Chromium for the dataset browser's test (tests/sim/test_browse.py): Debian's packages, never a
+# browser download. Idempotent; as non-root without sudo it says so and the test skips with that reason.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	elif sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "chromium / chromedriver missing and no root: the browser test will skip (apt-get install chromium chromium-driver)"; fi
+
+setup: $(STAMP) chromium slurm-packages
 
 demo: $(STAMP)
 	$(VENV)/bin/svr export n=256 out=$(OUT)
@@ -21,12 +29,12 @@ demo: $(STAMP)
 # JAX and torch tests run in separate processes; torch single-threaded. `make test` leaves out the
 # long statistical checks (@pytest.mark.slow); `make test-all` runs them too.
 PYTEST_MARK ?= not slow
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(VENV)/bin/python -m pytest -m "$(PYTEST_MARK)" tests/sim
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/python -m pytest -m "$(PYTEST_MARK)" tests/vlm
 
 # Only the long checks (CI runs `make test` and then this: every test once).
-test-slow: $(STAMP)
+test-slow: $(STAMP) chromium
 	$(VENV)/bin/python -m pytest -m slow tests/sim || [ $$? -eq 5 ]
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/python -m pytest -m slow tests/vlm || [ $$? -eq 5 ]
 

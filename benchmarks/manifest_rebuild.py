@@ -20,7 +20,8 @@ from pathlib import Path
 
 def main() -> None:
     from svr_jax import cli
-    from svr_jax.commands import export as ex
+    from svr_jax.commands import export_cmd
+    from svr_jax.export import pipeline as ex
     from svr_jax.export import shards as shard_lib
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,7 +35,7 @@ def main() -> None:
         root = Path(tempfile.mkdtemp(prefix="svr-manifest-", dir=args.root))
         try:
             n = count * args.shard_size
-            job = ex.parse(cli.compose("export", [f"out={root}", f"n={n}", f"shard_size={args.shard_size}"]))
+            job = export_cmd.parse(cli.compose("export", [f"out={root}", f"n={n}", f"shard_size={args.shard_size}"]))
             plan = shard_lib.plan(n, args.shard_size)
             (root / "data").mkdir()
             for shard in plan:

@@ -38,15 +38,16 @@ def throughput_tiny(out: Path) -> None:
     import jax
 
     from svr_jax import cli
-    from svr_jax.commands import export as export_command
-    from svr_jax.commands.generate import enable_compilation_cache
+    from svr_jax.commands import export_cmd as export_command
+    from svr_jax.export import pipeline
+    from svr_jax.runtime import enable_compilation_cache
 
     enable_compilation_cache()
     plan = CPU_EXPORT
     with tempfile.TemporaryDirectory(prefix="gpu-check-tput-") as tmp:
         cfg = cli.compose("export", [f"out={tmp}/x", f"batch={plan['batch']}", *plan["overrides"]])
         job = export_command.parse(cfg)
-        dispatch, fetch = export_command.batch_renderer(job)
+        dispatch, fetch = pipeline.batch_renderer(job)
         start = time.perf_counter()
         fetch(dispatch(0))
         compile_s = time.perf_counter() - start
@@ -67,7 +68,7 @@ def export(out: Path, export_dir: Path, cpu: bool) -> None:
     import jax
 
     from svr_jax import cli
-    from svr_jax.commands.generate import enable_compilation_cache
+    from svr_jax.runtime import enable_compilation_cache
 
     enable_compilation_cache()  # svr export enables it too; here for the warm-up's first compile
     plan = CPU_EXPORT if cpu else GPU_EXPORT

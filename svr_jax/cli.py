@@ -19,6 +19,7 @@ COMMANDS = {
     "fit": "svr_jax.commands.fit",
     "export": "svr_jax.commands.export_cmd",
     "check-text": "svr_jax.commands.check_text",
+    "browse": "svr_jax.commands.browse",
 }
 
 
@@ -102,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     multirun = [a for a in rest if a in ("-m", "--multirun")]
     overrides = [a for a in rest if a not in ("-m", "--multirun")]
-    # A bare word after the command is its action: `svr export verify out=...` = `action=verify`.
-    overrides = [a if "=" in a or a.startswith("-") else f"action={a}" for a in overrides]
+    # A bare word after the command is its action (`svr export verify out=...` = `action=verify`), or
+    # the key the command names as BARE_WORD (`svr browse FOLDER` = `export=FOLDER`).
+    bare = getattr(importlib.import_module(COMMANDS[command]), "BARE_WORD", "action")
+    overrides = [a if "=" in a or a.startswith("-") else f"{bare}={a}" for a in overrides]
     if multirun:
         return run_multirun(command, overrides)
     return run_command(command, overrides)

@@ -37,6 +37,7 @@ class ExportSchema:
     variability: float = DEFAULT_VARIABILITY  # per-sample parameter spread around the preset; 0: none
     llamafactory: bool = True  # JSONL + image folder view with dataset_info.json
     card: bool = True  # dataset card (README.md + plots) when all shards are present
+    browse: bool = False  # static browser site (browser/index.html, `svr browse`) when all shards are present
     tasks: Any = dataclasses.field(default_factory=TaskMixtureSchema)
     fov: FovSchema = dataclasses.field(default_factory=FovSchema)
     stage: StageSchema = dataclasses.field(default_factory=StageSchema)
@@ -82,6 +83,7 @@ def parse(cfg) -> ExportJob:
     return ExportJob(
         action=cfg.action, base=base, shard_size=int(cfg.shard_size), shard_range=_shard_range(cfg.shards, count),
         tasks=tasks, masks=bool(cfg.masks), llamafactory=bool(cfg.llamafactory), card=bool(cfg.card),
+        browse=bool(cfg.browse),
     )
 
 
@@ -99,3 +101,5 @@ def run(job: ExportJob) -> None:
     manifest = export(job)
     print(f"export: {manifest['rows']} pairs in {len(manifest['shards'])}/{manifest['shards_expected']} shards at {job.out}"
           f" (rejected {manifest['rejected']}); stages {manifest['stages']}")
+    if manifest["complete"] and job.browse:
+        print(f"browse: {job.out / 'browser' / 'index.html'}")

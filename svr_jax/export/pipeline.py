@@ -38,6 +38,7 @@ class ExportJob:
     masks: bool
     llamafactory: bool
     card: bool
+    browse: bool = False
 
     @property
     def out(self) -> Path:
@@ -252,21 +253,16 @@ def export(job: ExportJob) -> dict:
         from .card import write_card
 
         write_card(job, manifest)
+    if manifest["complete"] and job.browse:
+        from ..browse import build
+
+        build(job.out)
     return manifest
 
 
 def verify(job: ExportJob) -> list[str]:
     """Names of shards that are missing or whose bytes differ from the manifest."""
-    manifest = json.loads((job.out / "manifest.json").read_text())
-    bad = []
-    listed = {e["name"]: e for e in manifest["shards"]}
-    for shard in shard_lib.plan(manifest["n"], manifest["shard_size"]):
-        entry, path = listed.get(shard.name), job.out / "data" / shard.name
-        if entry is None or not path.is_file():
-            bad.append(f"{shard.name}: missing")
-        elif shard_lib.sha256(path) != entry["sha256"]:
-            bad.append(f"{shard.name}: sha256 mismatch (corrupt or truncated)")
-    return bad
+    return shard_lib.bad_shards(job.out)
 
 
 # Host pytrees: the Sample dataclass survives jax.device_get; the writer slices plain dicts per sample.

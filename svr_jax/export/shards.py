@@ -95,6 +95,21 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def bad_shards(out: Path) -> list[str]:
+    """One line per shard of the export at ``out`` that is missing or whose bytes differ from its
+    manifest entry (``out/manifest.json`` must exist)."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    bad = []
+    listed = {e["name"]: e for e in manifest["shards"]}
+    for shard in plan(manifest["n"], manifest["shard_size"]):
+        entry, path = listed.get(shard.name), out / "data" / shard.name
+        if entry is None or not path.is_file():
+            bad.append(f"{shard.name}: missing")
+        elif sha256(path) != entry["sha256"]:
+            bad.append(f"{shard.name}: sha256 mismatch (corrupt or truncated)")
+    return bad
+
+
 def tmp_path(path: Path) -> Path:
     """Where this process writes ``path`` before renaming it: a name of this host and process, so that
     several processes replacing the same file at once (multirun jobs on several nodes, a multirun

@@ -11,7 +11,8 @@ import multiprocessing
 import pickle
 
 from svr_jax import cli
-from svr_jax.commands import export as ex
+from svr_jax.commands import export_cmd
+from svr_jax.export import pipeline as ex
 from svr_jax.export import shards as shard_lib
 
 WORKERS = 6
@@ -44,7 +45,7 @@ def worker(job_bytes: bytes, plan: list, mine: list, barrier, errors) -> None:
 
 def test_concurrent_shard_finishes_keep_every_row(tmp_path):
     n, shard_size = WORKERS * SHARDS_PER_WORKER * 4, 4
-    job = ex.parse(cli.compose("export", [f"out={tmp_path / 'race'}", f"n={n}", f"shard_size={shard_size}", "batch=4"]))
+    job = export_cmd.parse(cli.compose("export", [f"out={tmp_path / 'race'}", f"n={n}", f"shard_size={shard_size}", "batch=4"]))
     job.identity()  # the config hash is cached on the job, so workers need not recompute it
     (job.out / "data").mkdir(parents=True)
     plan = shard_lib.plan(n, shard_size)
