@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -60,14 +61,36 @@ def grey_png(pixels: np.ndarray, *, sub_filter: bool) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
 
 
+@contextlib.contextmanager
+def naming(path: Path):
+    """Re-raise an OSError that names no file (a full disk: "[Errno 28] No space left on device")
+    with ``path``, so the one-line CLI error says where."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with naming(path):
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # no half-written temporary left behind on a full disk
+            raise
+
+
+def json_text(obj) -> str:
+    """Strict JSON (NaN / Infinity are not JSON: a ValueError instead of an unreadable file)."""
+    return json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n"
 
 
 def write_json(path: Path, obj) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+    write_bytes_atomic(path, json_text(obj).encode())
 
 
 def contact_sheet(images: list[np.ndarray], *, columns: int = 8, tile_px: int = 152, labels: list[str] | None = None) -> Image.Image:

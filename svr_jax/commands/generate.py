@@ -14,6 +14,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import config as config_lib
+from ..param_bounds import check_params
 from ..pathology import STAGES, PathologyConfig
 from .schema import ParamsOverride, overrides_dict, require_at_least
 
@@ -94,8 +95,8 @@ def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params
     """Preset -> static config and parameters with the preset's fitted values and user overrides."""
     if size_px is not None and size_px <= 0:
         raise ValueError(f"size_px must be > 0, got {size_px}")
-    if fov_mm is not None and not fov_mm > 0:
-        raise ValueError(f"fov_mm must be > 0, got {fov_mm}")
+    if fov_mm is not None and not (fov_mm > 0 and math.isfinite(fov_mm)):
+        raise ValueError(f"fov_mm must be > 0 and finite, got {fov_mm}")
     sim = config_lib.preset(fov_name)
     if size_px is not None or fov_mm is not None:
         field = dataclasses.replace(
@@ -108,6 +109,7 @@ def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params
     params = config_lib.default_params(sim)
     params = config_lib.params_from_dict(params, fov_params)
     params = config_lib.params_from_dict(params, user_params)
+    check_params(params)
     return sim, params
 
 
@@ -135,8 +137,8 @@ def default_variability() -> float:
 def parse_variability(cfg) -> float:
     """The per-sample parameter spread (shared with ``svr export``)."""
     value = float(cfg.get("variability") or 0.0)
-    if not value >= 0.0:
-        raise ValueError(f"variability must be >= 0 (0: every sample uses the preset), got {value}")
+    if not (math.isfinite(value) and value >= 0.0):
+        raise ValueError(f"variability must be >= 0 and finite (0: every sample uses the preset), got {value}")
     return value
 
 
@@ -158,6 +160,7 @@ def parse(cfg) -> GenerateJob:
     out = Path(cfg.out)
     from ..io import check_writable
 
+    config_lib.validate_batch(sim, int(cfg.batch))
     check_writable(out)
     return GenerateJob(
         sim=sim,
@@ -167,7 +170,9 @@ def parse(cfg) -> GenerateJob:
         first_index=int(cfg.first_index),
         seed=int(cfg.seed),
         out=out,
-        batch=int(min(cfg.batch, cfg.n)),
+        # Not shrunk to n: XLA rounds the last float bit differently for another batch size (a rare pixel
+        # moves one grey level), so sample i is byte-identical only between runs of the same batch.
+        batch=int(cfg.batch),
         contact_sheet=bool(cfg.contact_sheet),
         masks=bool(cfg.masks),
         pathology=pathology,
@@ -244,6 +249,45 @@ def sample_metadata(job: GenerateJob, index: int, sample_np: dict) -> dict:
     )
 
 
+GENERATE_OWNED = ("generate.json", "images", "masks", "meta", "contact_sheet.png")
+
+
+def generate_identity(job: GenerateJob) -> dict:
+    """What a sample's bytes depend on (not n or first_index: more indices of the same dataset may be
+    added to a folder); recorded in ``generate.json`` before the first sample is written."""
+    from .. import __version__
+
+    return dict(version=__version__, config_hash=job.config_hash(), seed=job.seed, fov=job.fov_name,
+                size_px=job.sim.field.size_px, fov_mm=job.sim.field.fov_mm, stage=job.pathology.stage,
+                variability=job.variability, masks=job.masks)
+
+
+def refuse_other_identity(out: Path, mine: dict) -> None:
+    """ValueError naming the differing keys if ``out`` holds samples of another identity (or other files)."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    recorded, source = None, "generate.json"
+    try:
+        recorded = json.loads((out / "generate.json").read_text())
+    except FileNotFoundError:
+        metas = sorted((out / "meta").glob("*.json"))
+        if metas:  # written before generate.json recorded its identity first: the samples say
+            source = f"meta/{metas[0].name}"
+            recorded = {k: v for k, v in json.loads(metas[0].read_text()).items() if k in ("config_hash", "seed", "fov")}
+            mine = {k: mine[k] for k in recorded}
+    except ValueError as error:
+        raise ValueError(f"{str(out / 'generate.json')!r} is unreadable ({error}); use a new out=") from None
+    if recorded is None:
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in GENERATE_OWNED)
+        if foreign:
+            raise ValueError(f"{str(out)!r} is not empty and not a generate folder (holds {', '.join(foreign[:3])}); use a new out=")
+        return
+    keys = [k for k in mine if recorded.get(k) != mine[k]]
+    if keys:
+        shown = ", ".join(f"{k}: {recorded.get(k)!r} here vs {mine[k]!r} asked" for k in keys)
+        raise ValueError(f"{str(out)!r} holds samples of another identity ({source} differs in {shown}); use a new out=")
+
+
 def _fields(obj) -> dict:
     """Shallow dict of a dataclass's fields (``dataclasses.asdict`` would deep-copy device arrays)."""
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
@@ -257,8 +301,11 @@ def run(job: GenerateJob) -> None:
     from ..io import contact_sheet, label_png, png_bytes, write_bytes_atomic, write_json
     from ..simulate import MASK_NAMES, sample_keys
 
-    enable_compilation_cache()
     out = job.out
+    refuse_other_identity(out, generate_identity(job))  # before anything is written
+    enable_compilation_cache()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "generate.json", generate_identity(job))  # first: an interrupted run is recognised too
     for sub in ("images", "meta") + (("masks",) if job.masks else ()):
         (out / sub).mkdir(parents=True, exist_ok=True)
     render = batched_simulator(job.sim, job.pathology, job.variability)
@@ -313,7 +360,7 @@ def run(job: GenerateJob) -> None:
         contact_sheet(thumbnails, labels=captions if job.pathology.active else None).save(out / "contact_sheet.png")
     write_json(
         out / "generate.json",
-        dict(n=job.n, first_index=job.first_index, seed=job.seed, fov=job.fov_name, config_hash=job.config_hash(),
+        dict(generate_identity(job), n=job.n, first_index=job.first_index, seed=job.seed, fov=job.fov_name, config_hash=job.config_hash(),
              stage=job.pathology.stage, stage_mixture=dict(zip(STAGES, job.pathology.mixture)), variability=job.variability,
              sim=dataclasses.asdict(job.sim), params=config_lib.params_to_dict(job.params)),
     )

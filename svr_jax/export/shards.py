@@ -16,6 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..io import naming, write_json
+
 SPLIT = "train"
 
 # `datasets` reads these schema metadata to decode the `images` column into PIL images; written here
@@ -79,11 +81,16 @@ def schema(mask_columns: list[str]) -> pa.Schema:
 def write_table_atomic(rows: list[dict], path: Path, table_schema: pa.Schema) -> None:
     table = pa.Table.from_pylist(rows, schema=table_schema)
     tmp = path.with_name(path.name + ".tmp")
-    # Deterministic bytes: no timestamps in Parquet; fixed row-group size and compression.
-    pq.write_table(table, tmp, compression="zstd", row_group_size=256, write_statistics=False)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with naming(path):
+        try:
+            # Deterministic bytes: no timestamps in Parquet; fixed row-group size and compression.
+            pq.write_table(table, tmp, compression="zstd", row_group_size=256, write_statistics=False)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def sha256(path: Path) -> str:
@@ -94,7 +101,4 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+write_json_atomic = write_json  # strict JSON, atomic, a full disk named

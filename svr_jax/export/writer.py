@@ -74,22 +74,34 @@ def _take(tree, i):
     return np.asarray(tree)[i]
 
 
-def llamafactory_view(data_dir: Path, view_dir: Path, shard_name: str) -> int:
-    """JSONL + image folder for LLaMA-Factory (sharegpt format) from one Parquet shard.
+def llamafactory_view(data_dir: Path, view_dir: Path, shard: Shard) -> dict[str, str]:
+    """JSONL + image folder for LLaMA-Factory (sharegpt format) from one Parquet shard; returns
+    {path relative to the export folder: sha256} of every file written (recorded in the sidecar).
 
-    Refuses a record whose image count differs from its ``<image>`` placeholders, as LLaMA-Factory does.
+    Files of the shard's index range left from an earlier attempt are removed first, so the view holds
+    exactly what the shard holds. Refuses a record whose image count differs from its ``<image>``
+    placeholders, as LLaMA-Factory does.
     """
+    import hashlib
+
     import pyarrow.parquet as pq
 
-    table = pq.read_table(data_dir / shard_name, columns=["id", "images", "messages"])
+    from ..io import write_bytes_atomic
+
+    table = pq.read_table(data_dir / shard.name, columns=["id", "images", "messages"])
     (view_dir / "images").mkdir(parents=True, exist_ok=True)
     (view_dir / "data").mkdir(parents=True, exist_ok=True)
+    for stale in shard_view_images(view_dir, shard):
+        stale.unlink()
+    prefix = view_dir.name
+    files: dict[str, str] = {}
     lines = []
     for row in table.to_pylist():
         paths = []
         for j, image in enumerate(row["images"]):
             rel = f"images/{row['id']}_{j}.png"
-            (view_dir / rel).write_bytes(image["bytes"])
+            write_bytes_atomic(view_dir / rel, image["bytes"])
+            files[f"{prefix}/{rel}"] = hashlib.sha256(image["bytes"]).hexdigest()
             paths.append(rel)
         messages = []
         for message in row["messages"]:
@@ -98,15 +110,25 @@ def llamafactory_view(data_dir: Path, view_dir: Path, shard_name: str) -> int:
         placeholders = sum(m["content"].count("<image>") for m in messages)
         if placeholders != len(paths):
             raise ValueError(f"record {row['id']}: {len(paths)} images but {placeholders} <image> placeholders")
-        lines.append(json.dumps(dict(messages=messages, images=paths), ensure_ascii=False))
-    out = view_dir / "data" / shard_name.replace(".parquet", ".jsonl")
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(out)
-    return len(lines)
+        lines.append(json.dumps(dict(messages=messages, images=paths), ensure_ascii=False, allow_nan=False))
+    name = "data/" + shard.name.replace(".parquet", ".jsonl")
+    text = ("\n".join(lines) + "\n").encode()
+    write_bytes_atomic(view_dir / name, text)
+    files[f"{prefix}/{name}"] = hashlib.sha256(text).hexdigest()
+    return dict(sorted(files.items()))
 
 
-def dataset_info(view_dir: Path, name: str = "svr_octa") -> None:
+def shard_view_images(view_dir: Path, shard: Shard) -> list[Path]:
+    """The view's image files (and temporaries) whose sample index lies in ``shard``."""
+    found = []
+    for path in (view_dir / "images").glob("*.png*"):
+        index = path.name.split("_")[0]
+        if index.isdigit() and shard.start <= int(index) < shard.stop:
+            found.append(path)
+    return found
+
+
+def dataset_info(view_dir: Path, name: str = "svr_octa") -> Path:
     info = {
         name: {
             "file_name": "data",
@@ -115,4 +137,8 @@ def dataset_info(view_dir: Path, name: str = "svr_octa") -> None:
             "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
         }
     }
-    (view_dir / "dataset_info.json").write_text(json.dumps(info, indent=1) + "\n")
+    from ..io import write_bytes_atomic
+
+    path = view_dir / "dataset_info.json"
+    write_bytes_atomic(path, (json.dumps(info, indent=1) + "\n").encode())
+    return path
