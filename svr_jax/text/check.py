@@ -191,7 +191,7 @@ def sentence_claims(s: str) -> list[Claim]:
     # A reduction word and sector words in one clause (in any order: "reduced in the superior sector",
     # "the superior sector shows markedly reduced density"); not in a negated or comparative clause, nor
     # where a lesion is named (lesion sectors are checked as lesion claims).
-    for clause in re.split(r"[;,(]|\b(?:while|whereas|but)\b", s):
+    for clause in re.split(r"[;(]|,(?=\s*(?:the\s+)?lowest)|\b(?:while|whereas|but)\b", s):
         if re.search(REDUCTION, clause, re.I) and not re.search(REDUCTION_EXCEPT, clause, re.I) and not re.search(ANY_LESION, clause, re.I):
             for x in re.finditer(SECTOR, clause, re.I):
                 out.append(Claim("density_reduced", sector_name(x, "parafoveal"), s))

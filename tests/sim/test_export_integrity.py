@@ -293,10 +293,10 @@ def test_also_a_full_disk_is_named_with_the_path(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_also_a_real_full_disk_tmpfs(tmp_path):
-    """A 300 KB tmpfs (needs root): the program's own error line names the file it could not write."""
+    """A 150 KB tmpfs (needs root): the program's own error line names the file it could not write."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=150k", "tmpfs", str(mount)], capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here (not root)")
     try:
         out = mount / "export"
