@@ -50,8 +50,23 @@ def compose(command: str, overrides: list[str]):
 
 
 def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
+    text = " ".join(_message(error).split())
     return text or type(error).__name__
+
+
+def _message(error: BaseException) -> str:
+    """Hydra's "Error merging override n=abc" hides the reason in its cause: say the key, the value
+    and what it should be ("n=abc: 'abc' is not an integer")."""
+    from omegaconf.errors import ValidationError
+
+    cause = error.__cause__
+    if isinstance(cause, ValidationError) and getattr(cause, "full_key", None):
+        wanted = str(cause).split("\n")[0]
+        for kind, word in (("Integer", "an integer"), ("Float", "a number"), ("Boolean", "true or false")):
+            if wanted.endswith(f"converted to {kind}"):
+                wanted = f"{cause.value!r} is not {word}"
+        return f"{cause.full_key}={cause.value}: {wanted}"
+    return str(error)
 
 
 def run_command(command: str, overrides: list[str]) -> int:

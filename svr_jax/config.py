@@ -272,13 +272,20 @@ def params_to_dict(params: SimParams) -> dict[str, dict[str, float]]:
     }
 
 
+# Memory guards: every renderer buffer is [batch, size_px, size_px] (several dozen of them live at once),
+# so a typo such as size_px=100000 would ask for tens of GiB before the first sample. The limits keep
+# one compiled batch to a few GiB of device memory.
+MAX_SIZE_PX = 2048
+MAX_BATCH_PIXELS = 1 << 24  # batch x size_px^2, e.g. batch 16 at 1024 px
+
+
 def validate(cfg: SimConfig) -> None:
     """Reject impossible static settings with a message that names the value."""
     f, g = cfg.field, cfg.growth
     if not (f.fov_mm > 0 and math.isfinite(f.fov_mm)):
-        raise ValueError(f"fov_mm must be > 0, got {f.fov_mm}")
-    if f.size_px < 16:
-        raise ValueError(f"size_px must be >= 16, got {f.size_px}")
+        raise ValueError(f"fov_mm must be a finite number > 0, got {f.fov_mm}")
+    if not 16 <= f.size_px <= MAX_SIZE_PX:
+        raise ValueError(f"size_px must be in [16, {MAX_SIZE_PX}] (memory limit), got {f.size_px}")
     for name in ("n_roots", "generations", "steps_per_branch", "capillary_subdivisions", "deep_subdivisions"):
         if getattr(g, name) < 1:
             raise ValueError(f"growth.{name} must be >= 1, got {getattr(g, name)}")
@@ -287,3 +294,12 @@ def validate(cfg: SimConfig) -> None:
     for name in ("capillary_spacing_um", "deep_spacing_um", "max_branch_length_mm", "max_root_radius_um"):
         if getattr(g, name) <= 0:
             raise ValueError(f"growth.{name} must be > 0, got {getattr(g, name)}")
+
+
+def validate_batch(cfg: SimConfig, batch: int) -> None:
+    """Reject a batch whose images would not fit the memory guard ``MAX_BATCH_PIXELS``."""
+    pixels = batch * cfg.field.size_px**2
+    if pixels > MAX_BATCH_PIXELS:
+        largest = max(1, MAX_BATCH_PIXELS // cfg.field.size_px**2)
+        raise ValueError(f"batch x size_px^2 = {batch} x {cfg.field.size_px}^2 = {pixels} pixels exceeds the memory limit "
+                         f"{MAX_BATCH_PIXELS}; use batch <= {largest} at size_px={cfg.field.size_px}")

@@ -151,7 +151,9 @@ def fit(
     variability: float = 0.0,
 ) -> FitResult:
     """Adam on the bounded logits of ``fit_params``; resumes from ``checkpoint_dir`` when it holds a
-    checkpoint of the same fit (same config, data, seed, batch, lr, steps, start point), else raises.
+    checkpoint of the same fit (same config, data, seed, batch, lr, start point), else raises. A larger
+    ``steps`` than the checkpoint's extends the fit (the learning-rate schedule is that of the new
+    ``steps`` from the resumed step on).
     ``callback(steps_done, loss)`` runs after each step (and after its checkpoint, if any).
     ``joint_weight``: how many groups the whitened ``joint`` term counts as in the loss (when present).
     ``variability``: each synthetic image of a step gets its own parameters drawn around the fitted ones
@@ -179,14 +181,24 @@ def fit(
         )
         latest = manager.latest_step()
         if latest is not None:
-            restored = manager.restore(latest, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(state), meta=ocp.args.JsonRestore()))
-            saved = restored["meta"]
-            mismatched = [k for k in meta if json.dumps(saved.get(k)) != json.dumps(meta[k])]
+            # The fingerprint first (a small JSON item): restoring the state of another fit would fail on
+            # array shapes before the mismatch could be named.
+            saved = manager.restore(latest, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+            mismatched = [k for k in meta if k != "steps" and json.dumps(saved.get(k)) != json.dumps(meta[k])]
             if mismatched:
                 raise ValueError(f"checkpoint in {str(checkpoint_dir)!r} belongs to a different fit (differs in {mismatched}); "
                                  "use another checkpoint folder or resume=false")
-            state = restored["state"]
+            if latest > steps:
+                raise ValueError(f"checkpoint in {str(checkpoint_dir)!r} is at step {latest}, past steps={steps}; "
+                                 f"give steps >= {latest} or resume=false")
+            saved_steps = int(saved.get("steps", steps))
+            template = dict(state, losses=jnp.zeros((saved_steps,), jnp.float32),
+                            group_losses={g: jnp.zeros((saved_steps,), jnp.float32) for g in real})
+            restored = manager.restore(latest, args=ocp.args.Composite(state=ocp.args.StandardRestore(template)))["state"]
+            # A longer fit (steps raised) continues: its loss history grows, the new steps still NaN.
+            extend = lambda a: jnp.concatenate([a[:steps], jnp.full((max(0, steps - a.shape[0]),), jnp.nan, jnp.float32)])  # noqa: E731
+            state = dict(restored, losses=extend(restored["losses"]),
+                         group_losses={g: extend(v) for g, v in restored["group_losses"].items()})
             resumed_from = int(state["step"])
 
     loss_fn = make_loss(cfg, base, fit_params, real, joint_weight=joint_weight, variability=variability)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import socket
 import struct
 import tempfile
 import zlib
@@ -60,14 +62,58 @@ def grey_png(pixels: np.ndarray, *, sub_filter: bool) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
 
 
+@contextlib.contextmanager
+def naming(path: Path):
+    """Re-raise an OSError that names no file (a full disk: "[Errno 28] No space left on device")
+    with ``path``, so the one-line CLI error says where."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None:
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise
+
+
+_TMP_TAG = "w-" + socket.gethostname().split(".")[0].replace("-", "_")
+
+
+def tmp_path(path: Path) -> Path:
+    """Where this process writes ``path`` before renaming it: a name of this host and process, so that
+    several processes replacing the same file at once (multirun jobs on several nodes, a multirun
+    re-submitted while jobs of the first one still run) each rename a whole file of their own."""
+    return path.with_name(f"{path.name}.{_TMP_TAG}.{os.getpid()}.tmp")
+
+
+def remove_stale_tmp(folder: Path) -> list[Path]:
+    """Remove the temporary files (``tmp_path``) left in ``folder`` by processes of this host killed
+    mid-write (their pid is gone); those of live processes and of other hosts stay."""
+    removed = []
+    for path in folder.glob(f"*.{_TMP_TAG}.*.tmp"):
+        pid = path.name.rsplit(".", 2)[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    tmp = tmp_path(path)
+    with naming(path):
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # no half-written temporary left behind on a full disk
+            raise
+
+
+def json_text(obj) -> str:
+    """Strict JSON (NaN / Infinity are not JSON: a ValueError instead of an unreadable file)."""
+    return json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n"
 
 
 def write_json(path: Path, obj) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+    write_bytes_atomic(path, json_text(obj).encode())
 
 
 def contact_sheet(images: list[np.ndarray], *, columns: int = 8, tile_px: int = 152, labels: list[str] | None = None) -> Image.Image:

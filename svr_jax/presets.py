@@ -7,6 +7,7 @@ the CLI), so an installed wheel generates the same images as a checkout.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,11 +24,12 @@ def conf_dir() -> Path:
 def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params: dict):
     """Preset -> static config and parameters with the preset's fitted values and user overrides."""
     from . import config as config_lib
+    from .parameters import check_params
 
     if size_px is not None and size_px <= 0:
         raise ValueError(f"size_px must be > 0, got {size_px}")
-    if fov_mm is not None and not fov_mm > 0:
-        raise ValueError(f"fov_mm must be > 0, got {fov_mm}")
+    if fov_mm is not None and not (fov_mm > 0 and math.isfinite(fov_mm)):
+        raise ValueError(f"fov_mm must be > 0 and finite, got {fov_mm}")
     sim = config_lib.preset(fov_name)
     if size_px is not None or fov_mm is not None:
         field = dataclasses.replace(
@@ -40,6 +42,7 @@ def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params
     params = config_lib.default_params(sim)
     params = config_lib.params_from_dict(params, fov_params)
     params = config_lib.params_from_dict(params, user_params)
+    check_params(params)
     return sim, params
 
 

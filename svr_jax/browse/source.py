@@ -13,7 +13,6 @@ from typing import Iterator
 
 import pyarrow.parquet as pq
 
-from ..export import shards as shard_lib
 
 REQUIRED_COLUMNS = ("id", "images", "messages", "task", "stage", "fov_mm", "index", "metadata")
 
@@ -42,7 +41,9 @@ def open_export(folder: Path | str) -> ExportSource:
         int(manifest["n"]), int(manifest["shard_size"]), int(manifest["rows"])
     except (ValueError, KeyError, TypeError):
         raise ValueError(f"{str(manifest_path)!r} is not an svr export manifest") from None
-    bad = shard_lib.bad_shards(folder)
+    from ..export.pipeline import verify
+
+    bad = verify(folder)
     if bad:
         raise ValueError(f"{str(folder)!r} fails `svr export verify`: {'; '.join(bad)}")
     paths = tuple(folder / "data" / name for name in names)

@@ -64,15 +64,21 @@ def parse(cfg) -> ExportJob:
         raise ValueError(f"unknown export action {cfg.action!r}; valid: export, verify")
     out = Path(cfg.out)
     if cfg.action == "verify":
-        if not (out / "manifest.json").is_file():
-            raise OSError(f"no export to verify: {str(out / 'manifest.json')!r} does not exist")
+        if not (out / "manifest.json").is_file() and not list((out / "data").glob("*.parquet.json")):
+            raise OSError(f"no export to verify: {str(out / 'manifest.json')!r} does not exist and there are no shard sidecars")
     require_at_least(cfg, 1, "n", "shard_size", "batch")
-    tasks = tuple((k, float(v)) for k, v in overrides_dict(cfg.tasks).items() if float(v) > 0)
-    if not tasks or any(v < 0 for _, v in tasks):
+    weights = overrides_dict(cfg.tasks)
+    for name, weight in weights.items():
+        if not (math.isfinite(float(weight)) and float(weight) >= 0):
+            raise ValueError(f"tasks.{name}={weight} is out of range: must be a finite weight >= 0 (0: not used)")
+    tasks = tuple((k, float(v)) for k, v in weights.items() if float(v) > 0)
+    if not tasks:
         raise ValueError("tasks: give at least one task a positive weight")
     sim, params = sim_and_params(cfg.fov.name, cfg.size_px, cfg.fov_mm, overrides_dict(cfg.fov.params), overrides_dict(cfg.params))
+    from ..config import validate_batch
     from ..io import check_writable
 
+    validate_batch(sim, int(min(cfg.batch, cfg.shard_size)))
     check_writable(out)
     count = math.ceil(cfg.n / cfg.shard_size)
     base = GenerateJob(
@@ -91,10 +97,10 @@ def run(job: ExportJob) -> None:
     import sys
 
     if job.action == "verify":
-        bad = verify(job)
+        bad = verify(job.out)
         for line in bad:
             print(line)
-        print(f"verify: {len(bad)} bad shard(s) in {job.out}")
+        print(f"verify: {len(bad)} problem(s) in {job.out}")
         if bad:
             sys.exit(1)
         return

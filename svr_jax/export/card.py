@@ -58,7 +58,8 @@ def write_prompts(out: Path, tasks) -> Path:
     return path
 
 
-def write_card(job, manifest: dict) -> Path:
+def write_card(job, manifest: dict) -> list[Path]:
+    """Write the card; returns every file written (README.md and the plots under ``card/``)."""
     import io
 
     import matplotlib
@@ -108,11 +109,13 @@ def write_card(job, manifest: dict) -> Path:
     fig.savefig(plots / "distributions.png", dpi=100)
     plt.close(fig)
 
+    written = [plots / "stages.png", plots / "distributions.png"]
     sheets = []
     for stage in STAGES:
         chosen = [np.asarray(Image.open(io.BytesIO(b)), np.float32) / 255 for b in examples.get(stage, [])]
         if chosen:
             contact_sheet(chosen, columns=8, tile_px=128).save(plots / f"contact_{stage}.png")
+            written.append(plots / f"contact_{stage}.png")
             sheets.append(stage)
 
     lines = [
@@ -126,7 +129,7 @@ def write_card(job, manifest: dict) -> Path:
         "",
         "```python",
         "import datasets",
-        f'ds = datasets.load_dataset("parquet", data_files="{out}/data/*.parquet", split="train")',
+        'ds = datasets.load_dataset("parquet", data_files="data/*.parquet", split="train")  # from this folder',
         "```",
         "",
         "LLaMA-Factory: `llamafactory/dataset_info.json` (sharegpt format, images in `llamafactory/images/`).",
@@ -135,7 +138,7 @@ def write_card(job, manifest: dict) -> Path:
         "## Config",
         "",
         "```json",
-        json.dumps({k: v for k, v in manifest.items() if k not in ("shards", "stages")}, indent=1, sort_keys=True),
+        json.dumps({k: v for k, v in manifest.items() if k not in ("shards", "stages", "files")}, indent=1, sort_keys=True),
         "```",
         "",
         "## Counts",
@@ -166,4 +169,4 @@ def write_card(job, manifest: dict) -> Path:
     ]
     path = out / "README.md"
     write_text_atomic(path, "\n".join(lines) + "\n")  # the last multirun tasks may write it at once
-    return path
+    return [path] + written

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -56,6 +58,45 @@ def sample_metadata(job: GenerateJob, index: int, sample_np: dict) -> dict:
     )
 
 
+GENERATE_OWNED = ("generate.json", "images", "masks", "meta", "contact_sheet.png")
+
+
+def generate_identity(job: GenerateJob) -> dict:
+    """What a sample's bytes depend on (not n or first_index: more indices of the same dataset may be
+    added to a folder); recorded in ``generate.json`` before the first sample is written."""
+    from .. import __version__
+
+    return dict(version=__version__, config_hash=job.config_hash(), seed=job.seed, fov=job.fov_name,
+                size_px=job.sim.field.size_px, fov_mm=job.sim.field.fov_mm, stage=job.pathology.stage,
+                variability=job.variability, masks=job.masks)
+
+
+def refuse_other_identity(out: Path, mine: dict) -> None:
+    """ValueError naming the differing keys if ``out`` holds samples of another identity (or other files)."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    recorded, source = None, "generate.json"
+    try:
+        recorded = json.loads((out / "generate.json").read_text())
+    except FileNotFoundError:
+        metas = sorted((out / "meta").glob("*.json"))
+        if metas:  # written before generate.json recorded its identity first: the samples say
+            source = f"meta/{metas[0].name}"
+            recorded = {k: v for k, v in json.loads(metas[0].read_text()).items() if k in ("config_hash", "seed", "fov")}
+            mine = {k: mine[k] for k in recorded}
+    except ValueError as error:
+        raise ValueError(f"{str(out / 'generate.json')!r} is unreadable ({error}); use a new out=") from None
+    if recorded is None:
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in GENERATE_OWNED)
+        if foreign:
+            raise ValueError(f"{str(out)!r} is not empty and not a generate folder (holds {', '.join(foreign[:3])}); use a new out=")
+        return
+    keys = [k for k in mine if recorded.get(k) != mine[k]]
+    if keys:
+        shown = ", ".join(f"{k}: {recorded.get(k)!r} here vs {mine[k]!r} asked" for k in keys)
+        raise ValueError(f"{str(out)!r} holds samples of another identity ({source} differs in {shown}); use a new out=")
+
+
 def _fields(obj) -> dict:
     """Shallow dict of a dataclass's fields (``dataclasses.asdict`` would deep-copy device arrays)."""
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
@@ -70,8 +111,11 @@ def write_folder(job: GenerateJob) -> None:
     from ..io import contact_sheet, label_png, png_bytes, write_bytes_atomic, write_json
     from ..simulate import MASK_NAMES, sample_keys
 
-    enable_compilation_cache()
     out = job.out
+    refuse_other_identity(out, generate_identity(job))  # before anything is written
+    enable_compilation_cache()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "generate.json", generate_identity(job))  # first: an interrupted run is recognised too
     for sub in ("images", "meta") + (("masks",) if job.masks else ()):
         (out / sub).mkdir(parents=True, exist_ok=True)
     render = batched_simulator(job.sim, job.pathology, job.variability)
@@ -126,7 +170,7 @@ def write_folder(job: GenerateJob) -> None:
         contact_sheet(thumbnails, labels=captions if job.pathology.active else None).save(out / "contact_sheet.png")
     write_json(
         out / "generate.json",
-        dict(n=job.n, first_index=job.first_index, seed=job.seed, fov=job.fov_name, config_hash=job.config_hash(),
+        dict(generate_identity(job), n=job.n, first_index=job.first_index, seed=job.seed, fov=job.fov_name, config_hash=job.config_hash(),
              stage=job.pathology.stage, stage_mixture=dict(zip(STAGES, job.pathology.mixture)), variability=job.variability,
              sim=dataclasses.asdict(job.sim), params=config_lib.params_to_dict(job.params)),
     )

@@ -11,11 +11,12 @@ import dataclasses
 import hashlib
 import json
 import os
-import socket
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from ..io import naming, tmp_path, write_bytes_atomic, write_json
 
 SPLIT = "train"
 
@@ -80,11 +81,16 @@ def schema(mask_columns: list[str]) -> pa.Schema:
 def write_table_atomic(rows: list[dict], path: Path, table_schema: pa.Schema) -> None:
     table = pa.Table.from_pylist(rows, schema=table_schema)
     tmp = tmp_path(path)
-    # Deterministic bytes: no timestamps in Parquet; fixed row-group size and compression.
-    pq.write_table(table, tmp, compression="zstd", row_group_size=256, write_statistics=False)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with naming(path):
+        try:
+            # Deterministic bytes: no timestamps in Parquet; fixed row-group size and compression.
+            pq.write_table(table, tmp, compression="zstd", row_group_size=256, write_statistics=False)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def sha256(path: Path) -> str:
@@ -95,48 +101,8 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def bad_shards(out: Path) -> list[str]:
-    """One line per shard of the export at ``out`` that is missing or whose bytes differ from its
-    manifest entry (``out/manifest.json`` must exist)."""
-    manifest = json.loads((out / "manifest.json").read_text())
-    bad = []
-    listed = {e["name"]: e for e in manifest["shards"]}
-    for shard in plan(manifest["n"], manifest["shard_size"]):
-        entry, path = listed.get(shard.name), out / "data" / shard.name
-        if entry is None or not path.is_file():
-            bad.append(f"{shard.name}: missing")
-        elif sha256(path) != entry["sha256"]:
-            bad.append(f"{shard.name}: sha256 mismatch (corrupt or truncated)")
-    return bad
-
-
-def tmp_path(path: Path) -> Path:
-    """Where this process writes ``path`` before renaming it: a name of this host and process, so that
-    several processes replacing the same file at once (multirun jobs on several nodes, a multirun
-    re-submitted while jobs of the first one still run) each rename a whole file of their own."""
-    return path.with_name(f"{path.name}.{_TMP_TAG}.{os.getpid()}.tmp")
-
-
 def write_text_atomic(path: Path, text: str) -> None:
-    tmp = tmp_path(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, text.encode())
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
-
-
-_TMP_TAG = "w-" + socket.gethostname().split(".")[0].replace("-", "_")
-
-
-def remove_stale_tmp(folder: Path) -> list[Path]:
-    """Remove the temporary files (``tmp_path``) left in ``folder`` by processes of this host killed
-    mid-write (their pid is gone); those of live processes and of other hosts stay."""
-    removed = []
-    for path in folder.glob(f"*.{_TMP_TAG}.*.tmp"):
-        pid = path.name.rsplit(".", 2)[1]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
+write_json_atomic = write_json  # strict JSON, atomic, a full disk named

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from .shards import Shard, schema, sha256, write_table_atomic, write_text_atomic
+from .shards import Shard, schema, sha256, write_table_atomic
 
 
 def batches(shard: Shard, batch: int) -> Iterator[tuple[int, int]]:
@@ -74,26 +74,37 @@ def _take(tree, i):
     return np.asarray(tree)[i]
 
 
-def llamafactory_view(data_dir: Path, view_dir: Path, shard_name: str) -> int:
-    """JSONL + image folder for LLaMA-Factory (sharegpt format) from one Parquet shard: records in
-    ``data/<shard>.jsonl``, images in ``images/<shard>/``, paths relative to ``view_dir``.
+def llamafactory_view(data_dir: Path, view_dir: Path, shard: Shard) -> dict[str, str]:
+    """JSONL + image folder for LLaMA-Factory (sharegpt format) from one Parquet shard; returns
+    {path relative to the export folder: sha256} of every file written (recorded in the sidecar).
 
-    Refuses a record whose image count differs from its ``<image>`` placeholders, as LLaMA-Factory does.
+    Files of the shard's index range left from an earlier attempt are removed first, so the view holds
+    exactly what the shard holds. Refuses a record whose image count differs from its ``<image>``
+    placeholders, as LLaMA-Factory does.
     """
+    import hashlib
+
     import pyarrow.parquet as pq
 
-    table = pq.read_table(data_dir / shard_name, columns=["id", "images", "messages"])
+    from ..io import write_bytes_atomic
+
+    table = pq.read_table(data_dir / shard.name, columns=["id", "images", "messages"])
     # One image folder per shard: a 100,000-pair export would otherwise put 100,000 files in one folder,
     # which shared cluster file systems (Lustre, NFS) list and open slowly.
-    folder = f"images/{shard_name.removesuffix('.parquet')}"
+    folder = f"images/{shard.name.removesuffix('.parquet')}"
     (view_dir / folder).mkdir(parents=True, exist_ok=True)
     (view_dir / "data").mkdir(parents=True, exist_ok=True)
+    for stale in shard_view_images(view_dir, shard):
+        stale.unlink()
+    prefix = view_dir.name
+    files: dict[str, str] = {}
     lines = []
     for row in table.to_pylist():
         paths = []
         for j, image in enumerate(row["images"]):
             rel = f"{folder}/{row['id']}_{j}.png"
-            (view_dir / rel).write_bytes(image["bytes"])
+            write_bytes_atomic(view_dir / rel, image["bytes"])
+            files[f"{prefix}/{rel}"] = hashlib.sha256(image["bytes"]).hexdigest()
             paths.append(rel)
         messages = []
         for message in row["messages"]:
@@ -102,13 +113,20 @@ def llamafactory_view(data_dir: Path, view_dir: Path, shard_name: str) -> int:
         placeholders = sum(m["content"].count("<image>") for m in messages)
         if placeholders != len(paths):
             raise ValueError(f"record {row['id']}: {len(paths)} images but {placeholders} <image> placeholders")
-        lines.append(json.dumps(dict(messages=messages, images=paths), ensure_ascii=False))
-    out = view_dir / "data" / shard_name.replace(".parquet", ".jsonl")
-    write_text_atomic(out, "\n".join(lines) + "\n")
-    return len(lines)
+        lines.append(json.dumps(dict(messages=messages, images=paths), ensure_ascii=False, allow_nan=False))
+    name = "data/" + shard.name.replace(".parquet", ".jsonl")
+    text = ("\n".join(lines) + "\n").encode()
+    write_bytes_atomic(view_dir / name, text)
+    files[f"{prefix}/{name}"] = hashlib.sha256(text).hexdigest()
+    return dict(sorted(files.items()))
 
 
-def dataset_info(view_dir: Path, name: str = "svr_octa") -> None:
+def shard_view_images(view_dir: Path, shard: Shard) -> list[Path]:
+    """The view's image files (and temporaries) of ``shard``: its own folder, ``images/<shard>/``."""
+    return sorted((view_dir / "images" / shard.name.removesuffix(".parquet")).glob("*.png*"))
+
+
+def dataset_info(view_dir: Path, name: str = "svr_octa") -> Path:
     info = {
         name: {
             "file_name": "data",
@@ -117,5 +135,9 @@ def dataset_info(view_dir: Path, name: str = "svr_octa") -> None:
             "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
         }
     }
+    from ..io import write_bytes_atomic
+
+    path = view_dir / "dataset_info.json"
     # Every multirun job writes it when done: atomically, so a reader never sees half of it.
-    write_text_atomic(view_dir / "dataset_info.json", json.dumps(info, indent=1) + "\n")
+    write_bytes_atomic(path, (json.dumps(info, indent=1) + "\n").encode())
+    return path

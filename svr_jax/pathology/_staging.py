@@ -70,7 +70,7 @@ class PathologyConfig:
         if self.stage not in STAGE_CHOICES:
             raise ValueError(f"unknown stage {self.stage!r}; valid: {list(STAGE_CHOICES)}")
         mixture = tuple(float(w) for w in self.mixture)
-        if len(mixture) != len(STAGES) or min(mixture) < 0 or sum(mixture) <= 0:
+        if len(mixture) != len(STAGES) or not all(0 <= w < float("inf") for w in mixture) or sum(mixture) <= 0:
             raise ValueError(f"stage mixture must be {len(STAGES)} non-negative weights with a positive sum, got {self.mixture!r}")
         object.__setattr__(self, "mixture", mixture)
 

@@ -55,6 +55,9 @@ STAGE_PATTERNS = [
     (re.compile(r"\bno (?:signs? of |evidence of )?(?:diabetic retinopathy|DR|retinopathy)\b", re.I), "normal"),
 ]
 DIAGNOSIS = re.compile(r"diagnosis\s*[:：]\s*([^\n]*)", re.I)
+REDUCTION = r"\b(?:reduced|reduction|decreased|diminished|drops?|depleted|rarefied|sparse)\b"
+REDUCTION_EXCEPT = r"\b(?:lowest|no|not|without|nor|preserved|normal|than)\b"
+BOX_LABELS = {"ma": "microaneurysm", "nv": "neovascularization", "non-perfusion": "nonperfusion"}  # short labels
 BOX = re.compile(r"\{[^{}]*\"bbox_2d\"[^{}]*\}")
 
 
@@ -185,10 +188,16 @@ def sentence_claims(s: str) -> list[Claim]:
     m = re.search(r"lowest (?:value )?in the " + SECTOR, s, re.I)
     if m:
         out.append(Claim("density_lowest", sector_name(m, "parafoveal"), s))
-    m = re.search(r"(?:reduced|drops) in the ((?:" + SECTOR + r")(?:(?:,| and)\s+(?:the )?" + SECTOR + r")*)", s, re.I)
-    if m:
-        for x in re.finditer(SECTOR, m.group(1), re.I):
-            out.append(Claim("density_reduced", sector_name(x, "parafoveal"), s))
+    # A reduction word and sector words in one clause (in any order: "reduced in the superior sector",
+    # "the superior sector shows markedly reduced density"); not in a negated or comparative clause, nor
+    # where a lesion is named (lesion sectors are checked as lesion claims).
+    for clause in re.split(r"[;(]|,(?=\s*(?:the\s+)?lowest)|\b(?:while|whereas|but)\b", s):
+        if re.search(REDUCTION, clause, re.I) and not re.search(REDUCTION_EXCEPT, clause, re.I) and not re.search(ANY_LESION, clause, re.I):
+            for x in re.finditer(SECTOR, clause, re.I):
+                out.append(Claim("density_reduced", sector_name(x, "parafoveal"), s))
+    # Not a number: a NaN or infinite measurement printed into the text.
+    for m in re.finditer(r"(?<![\w.])[-+]?(nan|inf(?:inity)?)(?![\w])", s, re.I):
+        out.append(Claim("non_number", m.group(0), s))
 
     # Lesions: absence, presence, counts, sectors, areas.
     for kind in negated:
@@ -306,13 +315,24 @@ def contradictions(text: str, m: Measured, *, task: str | None = None) -> list[s
             why = f"{c.kind} {c.value!r}, measured {m.stage}"
         elif c.kind == "dr" and c.value != bool(m.label_dr):
             why = f"DR answer {c.value}, measured stage {m.stage}"
+        elif c.kind == "non_number":
+            why = f"{c.value!r} is not a measurement"
         elif c.kind == "box":
             label, box = c.value
-            kind = {"ma": "microaneurysm", "nv": "neovascularization", "non-perfusion": "nonperfusion"}.get(label, label)
+            kind = BOX_LABELS.get(label, label)
             if kind not in lesions or not any(tuple(l.bbox_rel) == box for l in lesions[kind]):
                 why = f"box {label} {list(box)} matches no measured lesion"
         if why:
             bad.append(f"{why} [{c.text.strip()[:90]}]")
+    if task == "grounding":  # the answer lists every lesion of its label: a dropped box is a contradiction too
+        listed: dict[str, int] = {}
+        for c in claims(text, task=task):
+            if c.kind == "box":
+                kind = BOX_LABELS.get(c.value[0], c.value[0])
+                listed[kind] = listed.get(kind, 0) + 1
+        for kind, count in listed.items():
+            if kind in lesions and count != len(lesions[kind]):
+                bad.append(f"{count} {kind} boxes, measured {len(lesions[kind])}")
     return bad
 
 

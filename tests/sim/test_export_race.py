@@ -35,7 +35,8 @@ def worker(job_bytes: bytes, plan: list, mine: list, barrier, errors) -> None:
                 listed = len(json.loads((job.out / "manifest.json").read_text())["shards"])
                 assert listed >= k * WORKERS, f"round {k}: {listed} shards listed, {k * WORKERS} written"
             shard = plan[number]
-            shard_lib.write_json_atomic(job.out / "data" / (shard.name + ".json"), sidecar_entry(shard))
+            entry = dict(sidecar_entry(shard), identity=job.identity())  # as svr export records it
+            shard_lib.write_json_atomic(job.out / "data" / (shard.name + ".json"), entry)
             ex.write_manifest(job, plan)
             json.loads((job.out / "manifest.json").read_text())  # a reader between rebuilds sees a whole file
     except BaseException as error:  # reported to the parent; the barrier is broken so nobody waits forever

@@ -17,13 +17,13 @@ def test_every_entry_names_a_params_leaf_with_sane_metadata():
         group, name = path.split(".")
         assert name in {f.name for f in dataclasses.fields(getattr(params, group))}, path
         assert info.unit == unit_of(name)
+        assert info.valid[0] < info.valid[1], path
         if info.fit_bounds is not None:
             lo, hi = info.fit_bounds
-            assert lo < hi, path
+            assert info.valid[0] <= lo < hi <= info.valid[1], path
         assert info.spread is None or info.spread > 0, path
-        assert info.fit_bounds is not None or info.spread is not None
     assert table["vessels.faz_area_mm2"].unit == "mm2" and table["appearance.psf_sigma_um"].unit == "um"
-    assert table["appearance.mtf_4_cpmm"].unit == ""
+    assert table["appearance.mtf_4_cpmm"].unit == "" and table["appearance.border_gain_0p1_mm"].unit == ""
 
 
 @pytest.mark.parametrize("fov", sorted(p.stem for p in (conf_dir() / "fov").glob("*.yaml")))
