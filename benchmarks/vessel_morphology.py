@@ -57,18 +57,32 @@ def real_masks(folder: Path, fov: str, disease: str, limit: int | None):
 
 def synthetic_masks(fov: str, n: int, seed: int, batch: int = 16):
     """[N, H, W] bool ``large_vessel`` masks as `svr generate fov=<fov> seed=<seed>` writes them, mirrored
-    to right-eye orientation, and the fraction of right eyes."""
+    to right-eye orientation, and the fraction of right eyes.
+
+    The same keys, per-sample parameters and anatomy as ``simulate`` (healthy): the sample key splits
+    into the growth key and the appearance key, and the large-vessel mask is the trees' hard mask. Only
+    the trees are rendered (the masks do not depend on the meshes or the appearance), which saves the
+    compile and run time of the full image."""
+    import jax
     import jax.numpy as jnp
 
     import svr_jax as svr
-    from svr_jax.commands.generate import batched_simulator, default_variability, preset_params
+    from svr_jax.commands.generate import default_variability, preset_params
+    from svr_jax.variability import per_sample_params
 
     cfg, params = preset_params(fov)
-    run = batched_simulator(cfg, variability=default_variability())
+    variability = default_variability()
+
+    def one(key):
+        p = per_sample_params(key, params, variability)
+        anatomy = svr.grow(jax.random.split(key)[0], p, cfg)
+        _, _, hard = svr.render_signal(anatomy.graph, cfg, p, trees_only=True)
+        return hard[..., 2] > 0, anatomy.nasal_sign
+
+    run = jax.jit(jax.vmap(one))
     masks, right = [], []
     for start in range(0, n, batch):
-        out = run(svr.sample_keys(seed, jnp.arange(start, start + batch)), params)
-        lv, sign = np.asarray(out.masks["large_vessel"]), np.asarray(out.anatomy.nasal_sign)
+        lv, sign = (np.asarray(x) for x in run(svr.sample_keys(seed, jnp.arange(start, start + batch))))
         for i in range(min(batch, n - start)):
             masks.append(lv[i] if sign[i] > 0 else lv[i][:, ::-1])
             right.append(sign[i] > 0)

@@ -105,6 +105,11 @@ EXTRA_FIT_PARAMS: tuple[FitParam, ...] = (
     FitParam("vessels.branch_ratio", 0.3, 0.95),
     FitParam("vessels.side_length_exponent", 0.0, 3.0),
     FitParam("vessels.root_vertical_bias", 0.0, 0.9),
+    # The space-colonisation trees' continuous knobs (GrowthConfig.architecture = "colonisation"; the
+    # tree-shape ones above act on the fixed "branching" layout only).
+    FitParam("vessels.leaf_radius_um", 5.0, 12.0),
+    FitParam("vessels.foveal_pull", 0.0, 1.0),
+    FitParam("vessels.arcade_guidance", 0.0, 2.0),
 )
 
 
