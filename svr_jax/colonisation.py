@@ -20,6 +20,8 @@ nearest-node table of the attractors is updated incrementally against the new no
 costs O(attractors · new_per_step), not O(attractors · nodes). One ``lax.scan`` over steps, no loop over
 samples, nodes or segments.
 
+The grown paths are then relaxed (``smooth_paths``) and side twigs shorter than ``min_twig_steps`` cut.
+
 Calibre by Murray's law from the leaves up: every terminal branch has ``leaf_radius_um``, and a vessel
 feeding n terminal branches has r = leaf_radius_um · n^(1/k) (r^k is conserved at every junction), k =
 ``murray_exponent``. Each node is one segment (from its parent to it; a root's from outside the field).
@@ -44,6 +46,10 @@ from .graph import ARTERY, VEIN, SegmentGroup, VesselGraph
 MAX_ROOT_VERTICAL_BIAS = 0.9
 RAPHE_HALF_ANGLE_RAD = math.radians(35.0)  # edge roots keep out of this sector round the temporal raphe
 NOISE_CLIP = 2.5
+SMOOTHING_PASSES = 20
+# The attractor field already makes a path wander: the heading noise is this fraction of the fixed
+# layout's (same tortuosity_rad), so that healthy trees keep an arc/chord index near 1.01.
+HEADING_NOISE_SCALE = 0.5
 
 
 def capacity(cfg: SimConfig) -> int:
@@ -173,7 +179,8 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
     tree = jnp.concatenate([jnp.arange(n_roots), jnp.zeros(pad, jnp.int32)]).astype(jnp.int32)
     exists = jnp.arange(m) < n_roots
     # Segment starts: a root's from one step outside the field, along its heading.
-    start = jnp.concatenate([root_pos - step * root_heading, jnp.zeros((pad, 2))])
+    # (Unused slots keep a short dummy segment: a zero-length one has no gradient, NaN, even where masked.)
+    start = jnp.concatenate([root_pos - step * root_heading, jnp.full((pad, 2), 0.01)])
 
     d0 = jnp.linalg.norm(attr[:, None] - root_pos[None], axis=-1)  # [K, R]
     d0 = jnp.where(~attr_temporal[:, None] | (attr_hemi[:, None] == root_hemi[None]), d0, jnp.inf)
@@ -205,7 +212,7 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
         arc = jnp.where(jnp.sum(arc * want, -1, keepdims=True) < 0, -arc, arc)  # never against the demand
         to_fovea = (faz.center_mm - base) / (rho[:, None] + 1e-9)
         direction = want + w_arc[:, None] * arc + vp.growth_inertia * heading[grower] + vp.foveal_pull * to_fovea
-        angle = jnp.arctan2(direction[:, 1], direction[:, 0]) + vp.tortuosity_rad * jnp.sqrt(step) * x["noise"]
+        angle = jnp.arctan2(direction[:, 1], direction[:, 0]) + HEADING_NOISE_SCALE * vp.tortuosity_rad * jnp.sqrt(step) * x["noise"]
         unit_dir = jnp.stack([jnp.cos(angle), jnp.sin(angle)], -1)
         new = base + step * unit_dir
         kind_g = root_kind[tree[grower]]
@@ -247,8 +254,11 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
     state, _ = jax.lax.scan(grow_step, state, dict(noise=noise, jitter=jitter))
     pos, heading, start, parent, tree, exists, *_ = state
     exists = prune_twigs(parent, exists, g.min_twig_steps, n_steps + 1)
-    radius = murray_radii(parent, exists, vp.leaf_radius_um, vp.murray_exponent, n_steps + 1)
-    radius = jnp.minimum(radius, g.max_root_radius_um)
+    leaves = leaf_counts(parent, exists, n_steps + 1)
+    pos = smooth_paths(pos, parent, exists, leaves, SMOOTHING_PASSES)
+    start = jnp.where((parent >= 0)[:, None], pos[jnp.maximum(parent, 0)], start)
+    k = jnp.clip(vp.murray_exponent, 2.0, 3.5)
+    radius = jnp.minimum(vp.leaf_radius_um * leaves ** (1.0 / k), g.max_root_radius_um)
     return VesselGraph(
         start_mm=start,
         end_mm=pos,
@@ -290,9 +300,28 @@ def prune_twigs(parent, exists, min_steps: int, max_depth: int):
     return jax.lax.fori_loop(0, min_steps, body, keep)  # a stub's descendants are < min_steps deep
 
 
-def murray_radii(parent, exists, leaf_radius_um, exponent, max_depth: int):
-    """Radius of every node: leaf_radius · (terminal branches it feeds)^(1/k), by pointer jumping over
-    ``max_depth`` ancestors (each leaf adds one to every ancestor)."""
+def smooth_paths(pos, parent, exists, leaves, passes: int):
+    """Relax each node between its parent and its main child (the child feeding most leaves): the growth
+    steps' zig-zag (attractors switching owner, heading noise) becomes a smooth course, as real vessels
+    run. Roots and leaves stay put; every segment still starts at its parent's node."""
+    m = parent.shape[0]
+    target = jnp.where(exists & (parent >= 0), parent, m)
+    score = jnp.where(exists, leaves.astype(jnp.int32) * m + jnp.arange(m), -1)
+    best = jax.ops.segment_max(score, target, num_segments=m + 1)[:m]
+    has_child = best >= 0
+    child = jnp.where(has_child, best % m, 0)
+    inner = exists & (parent >= 0) & has_child
+
+    def body(_, p):
+        mid = 0.5 * (p[jnp.maximum(parent, 0)] + p[child])
+        return jnp.where(inner[:, None], 0.5 * p + 0.5 * mid, p)
+
+    return jax.lax.fori_loop(0, passes, body, pos)
+
+
+def leaf_counts(parent, exists, max_depth: int):
+    """Terminal branches fed by every node (at least 1), by pointer jumping over ``max_depth`` ancestors
+    (each leaf adds one to every ancestor)."""
     m = parent.shape[0]
     has_child = jax.ops.segment_sum(exists.astype(jnp.int32), jnp.where(exists, parent, m), num_segments=m + 1)[:m] > 0
     leaf = (exists & ~has_child).astype(jnp.float32)
@@ -304,8 +333,7 @@ def murray_radii(parent, exists, leaf_radius_um, exponent, max_depth: int):
         return leaves, anc
 
     leaves, _ = jax.lax.fori_loop(0, max_depth, body, (leaf, parent))
-    k = jnp.clip(exponent, 2.0, 3.5)
-    return leaf_radius_um * jnp.maximum(leaves, 1.0) ** (1.0 / k)
+    return jnp.maximum(leaves, 1.0)
 
 
 def tree_group(cfg: SimConfig, start: int = 0) -> SegmentGroup:

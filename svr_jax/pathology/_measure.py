@@ -5,7 +5,8 @@ the sum of the branch's segment lengths over the distance between its first star
 branch of the fixed tree layout (``growth.grow_trees``) is the run of ``steps_per_branch`` segments
 offset + s * n + b, s = 0..S-1, for branch b of a generation with n branches. The space-colonisation
 trees (``colonisation``) have no static branches: there a "branch" is the path of ``PATH_STEPS``
-segments that ends at each tree segment (its ancestors, followed through ``parent``).
+segments that ends at each tree segment (its ancestors, followed through ``parent``) without passing a
+junction (the angle at a branch point is not tortuosity).
 
 Both run on the device (``jnp``, float32, inside the batched simulator) or on the host (``xp=np`` on
 fetched float64 arrays): the export writes the host value, since a float32 reduction on the device
@@ -24,22 +25,31 @@ from ..faz import Faz
 from ..graph import VesselGraph
 
 
+LARGE_VESSEL_RADIUS_UM = 7.5
 PATH_STEPS = 6  # segments of a colonisation "branch" (0.3 mm at 3 mm, 0.5 mm at 6 mm)
 
 
 def path_index(graph: VesselGraph, cfg: SimConfig, xp=jnp):
     """([B, PATH_STEPS] segment indices, from the farthest ancestor to the segment, of the path ending at
-    each tree segment; [B] bool: the whole path exists). Colonisation trees only."""
+    each tree segment; [B] bool: the whole path exists and runs along one vessel, through no junction).
+    Colonisation trees only."""
     from ..colonisation import capacity
 
     n = capacity(cfg)
     parent = graph.parent[..., :n]
+    target = xp.where(graph.valid[:n] & (parent >= 0), parent, n)
+    if xp is np:
+        children = np.bincount(target, minlength=n + 1)[:n]
+    else:
+        children = jax.ops.segment_sum(jnp.ones(n, jnp.int32), target, num_segments=n + 1)[:n]
     cols = [xp.arange(n)]
     ok = xp.ones(n, bool)
     for _ in range(PATH_STEPS - 1):
         up = parent[xp.maximum(cols[-1], 0)]
-        ok = ok & (up >= 0)
+        ok = ok & (up >= 0) & (children[xp.maximum(up, 0)] == 1)
         cols.append(xp.maximum(up, 0))
+    # Tortuosity is graded on the large vessels (>= 15 µm wide, as OCTA-500's large-vessel labels).
+    ok = ok & (graph.radius_um[:n] >= LARGE_VESSEL_RADIUS_UM)
     return xp.stack(cols[::-1], -1), ok
 
 
