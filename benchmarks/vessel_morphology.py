@@ -2,6 +2,7 @@
 
     python benchmarks/vessel_morphology.py --real ../shared/data/octa500            # both fields
     python benchmarks/vessel_morphology.py --real ../shared/data/octa500 --quick    # a few minutes
+    python benchmarks/vessel_morphology.py --real ../shared/data/octa500 --architecture colonisation
 
 Synthetic masks are the ``large_vessel`` masks `svr generate` writes for the default presets (fitted
 parameters, default per-sample variability, normal stage), seed ``--seed``; real ones are OCTA-500's
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -55,7 +57,7 @@ def real_masks(folder: Path, fov: str, disease: str, limit: int | None):
     return np.stack(masks)
 
 
-def synthetic_masks(fov: str, n: int, seed: int, batch: int = 16):
+def synthetic_masks(fov: str, n: int, seed: int, batch: int = 16, architecture: str | None = None):
     """[N, H, W] bool ``large_vessel`` masks as `svr generate fov=<fov> seed=<seed>` writes them, mirrored
     to right-eye orientation, and the fraction of right eyes.
 
@@ -71,6 +73,8 @@ def synthetic_masks(fov: str, n: int, seed: int, batch: int = 16):
     from svr_jax.variability import per_sample_params
 
     cfg, params = preset_params(fov)
+    if architecture:
+        cfg = dataclasses.replace(cfg, growth=dataclasses.replace(cfg.growth, architecture=architecture))
     variability = default_variability()
 
     def one(key):
@@ -241,7 +245,7 @@ def run_field(fov: str, args) -> dict:
     t0 = time.time()
     real = real_masks(Path(args.real), fov, args.disease, args.n_real)
     n_syn = args.n_syn or len(real)
-    syn, right = synthetic_masks(fov, n_syn, args.seed)
+    syn, right = synthetic_masks(fov, n_syn, args.seed, architecture=args.architecture)
     t_gen = time.time() - t0
     names, f_real = measure_all(real, fov_mm)
     _, f_syn = measure_all(syn, fov_mm)
@@ -284,6 +288,8 @@ def main(argv=None) -> None:
     ap.add_argument("--n-syn", type=int, default=None, help="synthetic masks per field (default: as many as real)")
     ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("--epochs", type=int, default=25, help="CNN epochs per fold (0: no CNN)")
+    ap.add_argument("--architecture", choices=("colonisation", "branching"), default=None,
+                    help="the trees' growth (GrowthConfig.architecture); default: the preset's")
     ap.add_argument("--quick", action="store_true", help="at most 60 masks of each kind per field, 12 CNN epochs")
     args = ap.parse_args(argv)
     if args.quick:

@@ -2,8 +2,8 @@
 
     python scripts/make_vessel_figure.py            # docs/img/vessels_3mm.png, docs/img/vessels_6mm.png
 
-Per field: two right eyes (OD) and two left eyes (OS) of the default preset (`svr generate` with seed
-777 and the default variability). The top row is the artery (red) and vein (blue) masks, with large
+Per field: two right eyes (OD) and two left eyes (OS) of the preset with the space-colonisation trees
+(GrowthConfig.architecture = "colonisation"; seed 777, the default variability). The top row is the artery (red) and vein (blue) masks, with large
 vessels at full brightness and thinner ones dimmed. The bottom row is the image. Synthetic only: no
 real image goes into the repository.
 """
@@ -11,6 +11,7 @@ real image goes into the repository.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -23,6 +24,7 @@ from svr_jax.commands.generate import batched_simulator, default_variability, pr
 
 def eyes(fov: str, seed: int, per_eye: int = 2, batch: int = 8):
     cfg, params = preset_params(fov)
+    cfg = dataclasses.replace(cfg, growth=dataclasses.replace(cfg.growth, architecture="colonisation"))
     run = batched_simulator(cfg, variability=default_variability())
     out = run(svr.sample_keys(seed, jnp.arange(batch)), params)
     sign = np.asarray(out.anatomy.nasal_sign)

@@ -47,6 +47,8 @@ MAX_ROOT_VERTICAL_BIAS = 0.9
 RAPHE_HALF_ANGLE_RAD = math.radians(35.0)  # edge roots keep out of this sector round the temporal raphe
 NOISE_CLIP = 2.5
 SMOOTHING_PASSES = 20
+# Relaxing the paths can stretch a segment beside a junction (up to ~1.8 steps): the render window allows 2.
+SPAN_ALLOWANCE = 2.0
 # The attractor field already makes a path wander: the heading noise is this fraction of the fixed
 # layout's (same tortuosity_rad), so that healthy trees keep an arc/chord index near 1.01.
 HEADING_NOISE_SCALE = 0.5
@@ -96,7 +98,7 @@ def root_layout(key, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal_sign):
     pos_disc = jnp.stack([jnp.full((g.disc_roots,), 1.0) * x_disc, jnp.clip(faz.center_mm[1] + side * offset, 0.0, fov)], -1)
     pos = jnp.concatenate([pos_disc, pos_edge], 0)
     inward = faz.center_mm - pos
-    heading = inward / jnp.linalg.norm(inward, axis=-1, keepdims=True)
+    heading = inward / _norm(inward, keepdims=True)
     # Kinds alternate along the edge (edge roots are in angle order; disc roots by side, then distance).
     order_disc = jnp.argsort(jnp.argsort(side * 10.0 + offset))
     rank = jnp.concatenate([order_disc, g.disc_roots + jnp.arange(n_edge)])
@@ -111,6 +113,12 @@ def sample_attractors(key, vp: VesselParams, cfg: SimConfig, faz: Faz):
     fov = cfg.field.fov_mm
     pts = jax.random.uniform(key, (cfg.growth.attractors, 2), minval=0.0, maxval=fov)
     return pts, faz.signed_depth_mm(pts) < -vp.demand_clearance_mm
+
+
+def _norm(v, keepdims: bool = False):
+    """Euclidean norm with a finite gradient at 0 (``jnp.linalg.norm``'s is NaN there, and masked
+    growers have zero pull vectors)."""
+    return jnp.sqrt(jnp.sum(jnp.square(v), -1, keepdims=keepdims) + 1e-12)
 
 
 def _cross(a, b):
@@ -134,7 +142,7 @@ def _arcade_direction(pos, faz: Faz, nasal_sign, aspect: float = 1.6):
     # Tangent of x^2 / a^2 + y^2 = c: (-y a^2, x) up to sign; pick the one pointing away from the disc.
     t = jnp.stack([-d[..., 1] * aspect**2, d[..., 0]], -1)
     t = jnp.where((t[..., :1] * nasal_sign) > 0, -t, t)
-    return t / (jnp.linalg.norm(t, axis=-1, keepdims=True) + 1e-9)
+    return t / (_norm(t, keepdims=True) + 1e-9)
 
 
 def mirror_faz(faz: Faz, fov_mm: float) -> Faz:
@@ -182,7 +190,7 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
     # (Unused slots keep a short dummy segment: a zero-length one has no gradient, NaN, even where masked.)
     start = jnp.concatenate([root_pos - step * root_heading, jnp.full((pad, 2), 0.01)])
 
-    d0 = jnp.linalg.norm(attr[:, None] - root_pos[None], axis=-1)  # [K, R]
+    d0 = jnp.sqrt(jnp.sum(jnp.square(attr[:, None] - root_pos[None]), -1) + 1e-12)  # [K, R]
     d0 = jnp.where(~attr_temporal[:, None] | (attr_hemi[:, None] == root_hemi[None]), d0, jnp.inf)
     nearest = jnp.argmin(d0, axis=1).astype(jnp.int32)
     near_d = jnp.min(d0, axis=1)
@@ -194,7 +202,7 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
         pos, heading, start, parent, tree, exists, nearest, near_d, live, used = state
         active = live & (near_d < influence)
         to_attr = attr - pos[nearest]
-        unit = to_attr / (jnp.linalg.norm(to_attr, axis=-1, keepdims=True) + 1e-9)
+        unit = to_attr / (_norm(to_attr, keepdims=True) + 1e-9)
         w = active.astype(jnp.float32)
         pull = jax.ops.segment_sum(unit * w[:, None], nearest, num_segments=m)
         count = jax.ops.segment_sum(w, nearest, num_segments=m)
@@ -204,14 +212,15 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
         ok = priority[grower] > 0
         base = pos[grower]
         want = pull[grower] / (count[grower][:, None] + 1e-9)
-        want = want / (jnp.linalg.norm(want, axis=-1, keepdims=True) + 1e-9)
+        want = want / (_norm(want, keepdims=True) + 1e-9)
         # Arcade guidance, strongest far from the fovea (beyond ~ a third of the field's half-side).
-        rho = jnp.linalg.norm(base - faz.center_mm, axis=-1)
+        rho = _norm(base - faz.center_mm)
         w_arc = vp.arcade_guidance * jax.nn.sigmoid((rho - 0.33 * fov) / (0.08 * fov))
         arc = _arcade_direction(base, faz, nasal_sign)
         arc = jnp.where(jnp.sum(arc * want, -1, keepdims=True) < 0, -arc, arc)  # never against the demand
         to_fovea = (faz.center_mm - base) / (rho[:, None] + 1e-9)
         direction = want + w_arc[:, None] * arc + vp.growth_inertia * heading[grower] + vp.foveal_pull * to_fovea
+        direction = direction + jnp.array([1e-6, 0.0])  # arctan2(0, 0) has no gradient (NaN)
         angle = jnp.arctan2(direction[:, 1], direction[:, 0]) + HEADING_NOISE_SCALE * vp.tortuosity_rad * jnp.sqrt(step) * x["noise"]
         unit_dir = jnp.stack([jnp.cos(angle), jnp.sin(angle)], -1)
         new = base + step * unit_dir
@@ -239,7 +248,7 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
         exists = exists.at[slot].set(True, mode="drop")
         used = jnp.minimum(used + jnp.sum(ok), m)
         # Incremental nearest-node table: only the new nodes can be nearer than before.
-        d_new = jnp.linalg.norm(attr[:, None] - new[None], axis=-1)
+        d_new = jnp.sqrt(jnp.sum(jnp.square(attr[:, None] - new[None]), -1) + 1e-12)
         hemi_tree = root_hemi[tree[grower]]
         d_new = jnp.where(ok[None] & (~attr_temporal[:, None] | (attr_hemi[:, None] == hemi_tree[None])), d_new, jnp.inf)
         best = jnp.argmin(d_new, axis=1)
@@ -337,6 +346,7 @@ def leaf_counts(parent, exists, max_depth: int):
 
 
 def tree_group(cfg: SimConfig, start: int = 0) -> SegmentGroup:
-    """One render group: every segment is one growth step long."""
+    """One render group: every segment is about one growth step long."""
     g, px_um = cfg.growth, cfg.field.pixel_um
-    return SegmentGroup("tree", start, start + capacity(cfg), 1000.0 * g.max_step_mm / px_um, g.max_root_radius_um / px_um)
+    span_um = 1000.0 * g.max_step_mm * SPAN_ALLOWANCE
+    return SegmentGroup("tree", start, start + capacity(cfg), span_um / px_um, g.max_root_radius_um / px_um)

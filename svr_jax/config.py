@@ -39,9 +39,10 @@ class FieldConfig:
 class GrowthConfig:
     """Counts and bounds that fix the vessel graph's capacity (static shapes)."""
 
-    # "colonisation": space-colonisation trees (svr_jax.colonisation); "branching": the earlier fixed-layout
-    # binary trees of straight-ish branches (svr_jax.growth.grow_trees).
-    architecture: str = "colonisation"
+    # "branching": fixed-layout binary trees of straight-ish branches (svr_jax.growth.grow_trees), what the
+    # presets were fitted on; "colonisation": space-colonisation trees (svr_jax.colonisation), opt-in until
+    # they are faster and refitted (docs/design/vessel-architecture.md).
+    architecture: str = "branching"
     n_roots: int = 8  # arteriole/venule trees entering the field (interleaved A/V)
     disc_roots: int = 0  # of those, how many enter from the optic-disc (nasal) side
     generations: int = 6  # bifurcation generations per tree

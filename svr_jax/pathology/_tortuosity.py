@@ -78,10 +78,13 @@ def warp_tortuosity(graph: VesselGraph, cfg: SimConfig, *, amplitude, direction,
     t = jnp.stack([-k[:, 1], k[:, 0]], -1)
     modes = k.shape[0]
     # The warp's gradient is at most 2π a sqrt(M): a segment of length D stretches to at most D (1 + that).
+    from ..colonisation import SPAN_ALLOWANCE
+
     step = jnp.max(jnp.where(graph.valid[:n], graph.length_mm()[:n], 0.0))
-    room = jnp.maximum(cfg.growth.max_step_mm * SPAN_SLACK / jnp.maximum(step, 1e-6) - 1.0, 0.0)
+    room = jnp.maximum(cfg.growth.max_step_mm * SPAN_ALLOWANCE * SPAN_SLACK / jnp.maximum(step, 1e-6) - 1.0, 0.0)
     a = jnp.clip(amplitude, -MAX_AMPLITUDE, MAX_AMPLITUDE)
-    a = jnp.clip(a, -room / (2 * jnp.pi * jnp.sqrt(modes)), room / (2 * jnp.pi * jnp.sqrt(modes)))
+    bound = room / (2 * jnp.pi * jnp.sqrt(modes)) + 1e-6
+    a = bound * jnp.tanh(a / bound)  # a soft clip: the stage's amplitude keeps its gradient
 
     def shift(p):
         arg = 2 * jnp.pi * (p @ k.T) / wavelength_mm + phase  # [..., M]

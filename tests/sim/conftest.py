@@ -27,8 +27,14 @@ def small_cfg() -> svr.SimConfig:
 
 @pytest.fixture(scope="session")
 def branching_cfg(small_cfg) -> svr.SimConfig:
-    """``small_cfg`` with the earlier fixed-layout trees (GrowthConfig.architecture = "branching")."""
+    """``small_cfg`` with the fixed-layout trees (GrowthConfig.architecture = "branching")."""
     return dataclasses.replace(small_cfg, growth=dataclasses.replace(small_cfg.growth, architecture="branching"))
+
+
+@pytest.fixture(scope="session")
+def colonisation_cfg(small_cfg) -> svr.SimConfig:
+    """``small_cfg`` with the space-colonisation trees (GrowthConfig.architecture = "colonisation")."""
+    return dataclasses.replace(small_cfg, growth=dataclasses.replace(small_cfg.growth, architecture="colonisation"))
 
 
 @pytest.fixture(scope="session")

@@ -148,7 +148,8 @@ def test_tortuosity_raises_the_arc_chord_index(branching_cfg, small_params):
     np.testing.assert_allclose(np.asarray(bent.end_mm)[idx[:, -1]], np.asarray(graph.end_mm)[idx[:, -1]], atol=1e-6)
 
 
-def test_warp_tortuosity_bends_colonisation_trees_and_keeps_them_connected(small_cfg, small_params):
+def test_warp_tortuosity_bends_colonisation_trees_and_keeps_them_connected(colonisation_cfg, small_params):
+    small_cfg = colonisation_cfg
     graph = jax.jit(lambda k: svr.grow(k, small_params, small_cfg).graph)(jax.random.key(5))
     bent = jax.jit(lambda g: pathology.warp_tortuosity(g, small_cfg, amplitude=0.06, direction=jnp.array([0.3, 1.4, 2.6]),
                                                        phase=jnp.array([0.0, 1.0, 2.0]), wavelength_mm=0.4))(graph)

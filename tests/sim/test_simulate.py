@@ -93,7 +93,7 @@ def test_gradients_finite_over_parameter_box(small_params, image_stat_grad, corn
     nonzero = [jax.tree_util.keystr(p) for p, g in leaves if abs(float(g)) > 0]
     # The image depends on appearance and structure alike: most parameters must carry gradient.
     assert len(nonzero) >= 0.7 * len(leaves), nonzero
-    for must in ("['appearance'].gain", "['appearance'].psf_sigma_um", "['vessels'].capillary_radius_um", "['vessels'].leaf_radius_um"):
+    for must in ("['appearance'].gain", "['appearance'].psf_sigma_um", "['vessels'].capillary_radius_um", "['vessels'].root_radius_um"):
         assert must in nonzero
 
 
