@@ -140,3 +140,17 @@ def test_roots_alternate_artery_and_vein():
     _, _, kind, _ = colonisation.root_layout(jax.random.key(3), svr.default_params(cfg).vessels, cfg, faz, 1.0)
     kind = np.asarray(kind)
     assert set(kind) == {ARTERY, VEIN} and np.all(kind[1:] != kind[:-1])
+
+
+def test_path_tortuosity_index_host_float64_matches_device(colonisation_cfg, small_params):
+    """The export recomputes the tortuosity index on the host (float64, numpy); on the colonisation trees
+    it follows ``parent`` and ``radius_um`` as the device does."""
+    from svr_jax import pathology
+    from svr_jax.text.measure import host_graph
+
+    graph = jax.jit(lambda k: svr.grow(k, small_params, colonisation_cfg).graph)(jax.random.key(2))
+    device = float(jax.jit(lambda g: pathology.tortuosity_index(g, colonisation_cfg))(graph))
+    host = float(pathology.tortuosity_index(host_graph(jax.device_get(graph)), colonisation_cfg, xp=np))
+    index, whole = pathology.branch_tortuosity(graph, colonisation_cfg)
+    assert int(jnp.sum(whole)) > 20 and 1.0 <= device < 1.05
+    np.testing.assert_allclose(host, device, rtol=1e-5)
