@@ -7,6 +7,7 @@ apart from steady-state time; steady state is the best of several timed calls, e
     python benchmarks/throughput.py --quick    # one batch size, < 60 s on a 2-core CPU
     python benchmarks/throughput.py --preset 6mm --batches 16 64 256
     python benchmarks/throughput.py --quick --stage mixed   # with the diabetic-retinopathy stage mixture
+    python benchmarks/throughput.py --quick --architecture branching   # the earlier fixed-layout trees
     python benchmarks/throughput.py --quick --plain-malloc  # without svr's huge-page malloc (other C libraries)
 
 The last line printed is one JSON object (keys images_per_s, segments_per_image, height, width, batch,
@@ -16,6 +17,7 @@ device, hugepage_malloc, compile_s, per_batch).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -58,6 +60,8 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="one batch size of 16, two timed calls")
     parser.add_argument("--stage", default="normal", choices=svr.pathology.STAGE_CHOICES,
                         help="disease stage; 'mixed' draws it per image from the stage mixture")
+    parser.add_argument("--architecture", choices=("colonisation", "branching"), default=None,
+                        help="the trees' growth (GrowthConfig.architecture); default: the preset's")
     parser.add_argument("--plain-malloc", action="store_true", help="without the huge-page malloc that `svr` runs with")
     args = parser.parse_args(argv)
     if argv is None and not args.plain_malloc:  # as `svr generate` runs: huge-page malloc (svr_jax/runtime.py)
@@ -67,6 +71,8 @@ def main(argv=None) -> None:
     if args.quick:
         args.batches, args.repeats = [16], 2
     cfg = svr.preset(args.preset)
+    if args.architecture:
+        cfg = dataclasses.replace(cfg, growth=dataclasses.replace(cfg.growth, architecture=args.architecture))
     params = svr.default_params(cfg)
     rows = []
     for batch in args.batches:
@@ -86,6 +92,7 @@ def main(argv=None) -> None:
         device=f"{device.platform}:{device.device_kind}",
         hugepage_malloc="glibc.malloc.hugetlb" in os.environ.get("GLIBC_TUNABLES", ""),
         preset=args.preset,
+        architecture=cfg.growth.architecture,
         stage=args.stage,
         per_batch=rows,
     )))

@@ -39,6 +39,10 @@ class FieldConfig:
 class GrowthConfig:
     """Counts and bounds that fix the vessel graph's capacity (static shapes)."""
 
+    # "branching": fixed-layout binary trees of straight-ish branches (svr_jax.growth.grow_trees), what the
+    # presets were fitted on; "colonisation": space-colonisation trees (svr_jax.colonisation), opt-in until
+    # they are faster and refitted (docs/design/vessel-architecture.md).
+    architecture: str = "branching"
     n_roots: int = 8  # arteriole/venule trees entering the field (interleaved A/V)
     disc_roots: int = 0  # of those, how many enter from the optic-disc (nasal) side
     generations: int = 6  # bifurcation generations per tree
@@ -50,6 +54,12 @@ class GrowthConfig:
     deep_spacing_um: float = 50.0  # the same for the deeper plexus projected into the slab
     deep_subdivisions: int = 2
     max_capillary_radius_um: float = 6.0  # upper bound (window sizing)
+    # Space colonisation (architecture="colonisation"): node capacity n_roots + steps * new_per_step.
+    attractors: int = 500  # perfusion-demand points
+    colonisation_steps: int = 48
+    new_per_step: int = 24  # most nodes added in one step
+    max_step_mm: float = 0.08  # upper bound of growth_step_mm (window sizing)
+    min_twig_steps: int = 4  # side twigs shorter than this many steps are pruned
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,15 @@ class VesselParams:
     # capillaries run around the FAZ, not at random. 0 = none (at most growth.MAX_FOVEAL_DISPLACEMENT).
     foveal_displacement: float = 0.0
     deep_presence: float = 0.85
+    # Space colonisation (GrowthConfig.architecture = "colonisation", svr_jax.colonisation).
+    growth_step_mm: float = 0.05  # length of one growth step (one segment)
+    influence_mm: float = 0.8  # an attractor pulls its nearest node from at most this far
+    kill_mm: float = 0.07  # an attractor is satisfied once a node comes this close
+    demand_clearance_mm: float = 0.06  # no perfusion demand within this of the FAZ border
+    leaf_radius_um: float = 7.8  # a terminal branch's radius; Murray's law gives the rest
+    arcade_guidance: float = 0.0  # weight of the arcuate direction field far from the fovea
+    growth_inertia: float = 0.3  # weight of a node's own heading in its child's direction
+    foveal_pull: float = 0.3  # weight of the direction to the fovea (the parafovea's demand) in growth
 
 
 @_pytree
@@ -216,6 +235,10 @@ PRESETS: dict[str, SimConfig] = {
             capillary_subdivisions=2,
             deep_spacing_um=75.0,
             deep_subdivisions=2,
+            attractors=1000,
+            colonisation_steps=64,
+            new_per_step=32,
+            max_step_mm=0.12,
         ),
     ),
 }
@@ -237,7 +260,9 @@ def default_params(cfg: SimConfig) -> SimParams:
         return SimParams(
             # Long, thick arcade vessels that arc around the fovea; thin branches drawn towards it.
             vessels=VesselParams(root_radius_um=34.0, branch_length_mm=1.7, branch_length_decay=0.65, faz_area_mm2=0.30,
-                                 fovea_attraction=0.012, arcade_radius_um=18.0, tortuosity_rad=0.25),
+                                 fovea_attraction=0.012, arcade_radius_um=18.0, tortuosity_rad=0.25,
+                                 growth_step_mm=0.08, influence_mm=1.4, kill_mm=0.11, leaf_radius_um=10.5,
+                                 arcade_guidance=0.6, foveal_pull=0.2, growth_inertia=0.6),
             appearance=AppearanceParams(psf_sigma_um=8.0, capillary_signal=1.5),
             pathology=PathologyParams(lesion_signal=1.5),
         )
@@ -289,6 +314,8 @@ def validate(cfg: SimConfig) -> None:
     for name in ("n_roots", "generations", "steps_per_branch", "capillary_subdivisions", "deep_subdivisions"):
         if getattr(g, name) < 1:
             raise ValueError(f"growth.{name} must be >= 1, got {getattr(g, name)}")
+    if g.architecture not in ("colonisation", "branching"):
+        raise ValueError(f"growth.architecture must be 'colonisation' or 'branching', got {g.architecture!r}")
     if not 0 <= g.disc_roots <= g.n_roots:
         raise ValueError(f"growth.disc_roots must be in [0, n_roots={g.n_roots}], got {g.disc_roots}")
     for name in ("capillary_spacing_um", "deep_spacing_um", "max_branch_length_mm", "max_root_radius_um"):

@@ -200,7 +200,12 @@ def grow_trees(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal
 
 
 def tree_groups(cfg: SimConfig, start: int = 0) -> list[SegmentGroup]:
-    """One render group per generation: radius and step length shrink together."""
+    """The trees' render groups: one per generation (radius and step length shrink together), or the
+    single group of the space-colonisation trees."""
+    if cfg.growth.architecture == "colonisation":
+        from .colonisation import tree_group
+
+        return [tree_group(cfg, start)]
     g, px_um = cfg.growth, cfg.field.pixel_um
     major = (1.0 + MIN_ASYMMETRY**3.5) ** (-1.0 / 3.5)  # largest possible child/parent radius ratio
     groups = []

@@ -95,6 +95,11 @@ EXTRA_FIT_PARAMS: tuple[FitParam, ...] = (
     FitParam("vessels.branch_ratio", 0.3, 0.95),
     FitParam("vessels.side_length_exponent", 0.0, 3.0),
     FitParam("vessels.root_vertical_bias", 0.0, 0.9),
+    # The space-colonisation trees' continuous knobs (GrowthConfig.architecture = "colonisation"; the
+    # tree-shape ones above act on the fixed "branching" layout only).
+    FitParam("vessels.leaf_radius_um", 5.0, 12.0),
+    FitParam("vessels.foveal_pull", 0.0, 1.0),
+    FitParam("vessels.arcade_guidance", 0.0, 2.0),
 )
 
 
@@ -162,6 +167,16 @@ VALID: dict[str, tuple[float, float]] = {
     "vessels.capillary_presence": (0.0, 1.0),
     "vessels.foveal_displacement": (0.0, MAX_FOVEAL_DISPLACEMENT),
     "vessels.deep_presence": (0.0, 1.0),
+    # space colonisation (GrowthConfig.architecture = "colonisation"); the step is clipped to the static
+    # GrowthConfig.max_step_mm (window sizing), the radius to max_root_radius_um
+    "vessels.growth_step_mm": (0.005, 0.5),
+    "vessels.influence_mm": (0.01, 5.0),
+    "vessels.kill_mm": (0.005, 2.0),
+    "vessels.demand_clearance_mm": (0.0, 1.0),
+    "vessels.leaf_radius_um": (1.0, 40.0),
+    "vessels.arcade_guidance": (0.0, 10.0),
+    "vessels.growth_inertia": (0.0, 10.0),
+    "vessels.foveal_pull": (0.0, 10.0),
     # appearance
     "appearance.vessel_signal": (0.0, 10.0),
     "appearance.capillary_signal": (0.0, 10.0),

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import growth, measure
+from . import colonisation, growth, measure
 from . import pathology
 from .appearance import apply_appearance
 from .config import SimConfig, SimParams
@@ -106,7 +106,8 @@ def grow(key: jax.Array, params: SimParams, cfg: SimConfig, *, faz_transform=Non
     )
     if faz_transform is not None:
         faz = faz_transform(faz)
-    trees = growth.grow_trees(k_trees, vp, cfg, faz, nasal_sign)
+    grow_trees = colonisation.grow_colonised if cfg.growth.architecture == "colonisation" else growth.grow_trees
+    trees = grow_trees(k_trees, vp, cfg, faz, nasal_sign)
     mesh = partial(growth.grow_mesh, cfg=cfg, jitter=vp.capillary_jitter, wiggle=vp.capillary_wiggle,
                    displacement=vp.foveal_displacement)
     capillaries = mesh(
@@ -148,12 +149,14 @@ def _group_pixel_um(group: SegmentGroup, cfg: SimConfig) -> float:
     return cfg.field.pixel_um * (cfg.deep_downsample if group.name == "deep" else 1)
 
 
-def render_signal(graph: VesselGraph, cfg: SimConfig, params: SimParams, *, renderer=render_windowed, diseased: bool = False):
+def render_signal(graph: VesselGraph, cfg: SimConfig, params: SimParams, *, renderer=render_windowed, diseased: bool = False,
+                  trees_only: bool = False):
     """Noise-free layers and hard masks of a graph.
 
     Returns (superficial [H, W], deep [H, W], hard [H, W, 4]): hard channels (artery, vein,
     large_vessel, capillary) count the segments covering each pixel. The deeper plexus is splatted on a
     ``deep_downsample`` times coarser canvas and upsampled (it is only ever seen blurred) and has no mask.
+    ``trees_only``: the arteriole/venule trees alone (their masks without the cost of the meshes; deep is None).
     """
     size = cfg.field.size_px
     ap = params.appearance
@@ -162,6 +165,8 @@ def render_signal(graph: VesselGraph, cfg: SimConfig, params: SimParams, *, rend
     hard = jnp.zeros((size, size, 4), jnp.int32)
     deep = None
     for group in segment_groups(cfg, diseased=diseased):
+        if trees_only and group.name in ("capillary", "deep"):
+            continue
         g = graph.slice(group.start, group.stop)
         pixel_um = _group_pixel_um(group, cfg)
         canvas = int(round(size * cfg.field.pixel_um / pixel_um))

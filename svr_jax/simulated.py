@@ -30,11 +30,13 @@ def simulated(cfg: SimConfig, params: SimParams, *, stage: str = "mixed", seed: 
 
 
 def host_graph(graph):
-    """The segment geometry of one fetched sample's graph, in float64 (what host measures read)."""
+    """The segment geometry of one fetched sample's graph, in float64 (what host measures read; the
+    colonisation trees' tortuosity paths also follow ``parent`` and ``radius_um``)."""
     from types import SimpleNamespace
 
     return SimpleNamespace(start_mm=np.asarray(graph.start_mm, np.float64), end_mm=np.asarray(graph.end_mm, np.float64),
-                           valid=np.asarray(graph.valid, bool))
+                           valid=np.asarray(graph.valid, bool), parent=np.asarray(graph.parent),
+                           radius_um=np.asarray(graph.radius_um, np.float64))
 
 
 def measure_sample(sample_np, cfg: SimConfig) -> Measured:

@@ -486,7 +486,7 @@ def _as_dict(sample) -> dict:
     graph = sample.anatomy.graph
     return dict(
         image=sample.image, masks=sample.masks, nasal_sign=sample.anatomy.nasal_sign,
-        graph=dict(start_mm=graph.start_mm, end_mm=graph.end_mm, valid=graph.valid),
+        graph=dict(start_mm=graph.start_mm, end_mm=graph.end_mm, valid=graph.valid, parent=graph.parent, radius_um=graph.radius_um),
         lesion_stage=sample.lesions.stage, lesion_masks=sample.lesions.masks,
         findings={f.name: getattr(sample.lesions.findings, f.name) for f in dataclasses.fields(sample.lesions.findings)},
     )

@@ -47,3 +47,4 @@ from ._staging import stage_profile as stage_profile
 from ._tortuosity import SPAN_SLACK as SPAN_SLACK
 from ._tortuosity import random_tortuosity as random_tortuosity
 from ._tortuosity import tortuosity as tortuosity
+from ._tortuosity import warp_tortuosity as warp_tortuosity

@@ -2,8 +2,11 @@
 
 Tortuosity index of a branch = arc length / chord (1 for a straight vessel), measured on the graph:
 the sum of the branch's segment lengths over the distance between its first start and last end. A
-branch of the tree layout (``growth.grow_trees``) is the run of ``steps_per_branch`` segments
-offset + s * n + b, s = 0..S-1, for branch b of a generation with n branches.
+branch of the fixed tree layout (``growth.grow_trees``) is the run of ``steps_per_branch`` segments
+offset + s * n + b, s = 0..S-1, for branch b of a generation with n branches. The space-colonisation
+trees (``colonisation``) have no static branches: there a "branch" is the path of ``PATH_STEPS``
+segments that ends at each tree segment (its ancestors, followed through ``parent``) without passing a
+junction (the angle at a branch point is not tortuosity).
 
 Both run on the device (``jnp``, float32, inside the batched simulator) or on the host (``xp=np`` on
 fetched float64 arrays): the export writes the host value, since a float32 reduction on the device
@@ -22,9 +25,54 @@ from ..faz import Faz
 from ..graph import VesselGraph
 
 
+LARGE_VESSEL_RADIUS_UM = 7.5
+PATH_STEPS = 6  # segments of a colonisation "branch" (0.3 mm at 3 mm, 0.5 mm at 6 mm)
+
+
+def path_index(graph: VesselGraph, cfg: SimConfig, xp=jnp):
+    """([B, PATH_STEPS] segment indices, from the farthest ancestor to the segment, of the path ending at
+    each tree segment; [B] bool: the whole path exists and runs along one vessel, through no junction).
+    Colonisation trees only."""
+    from ..colonisation import capacity
+
+    n = capacity(cfg)
+    parent = graph.parent[..., :n]
+    target = xp.where(graph.valid[:n] & (parent >= 0), parent, n)
+    if xp is np:
+        children = np.bincount(target, minlength=n + 1)[:n]
+    else:
+        children = jax.ops.segment_sum(jnp.ones(n, jnp.int32), target, num_segments=n + 1)[:n]
+    cols = [xp.arange(n)]
+    ok = xp.ones(n, bool)
+    for _ in range(PATH_STEPS - 1):
+        up = parent[xp.maximum(cols[-1], 0)]
+        ok = ok & (up >= 0) & (children[xp.maximum(up, 0)] == 1)
+        cols.append(xp.maximum(up, 0))
+    # Tortuosity is graded on the large vessels (>= 15 µm wide, as OCTA-500's large-vessel labels).
+    ok = ok & (graph.radius_um[:n] >= LARGE_VESSEL_RADIUS_UM)
+    return xp.stack(cols[::-1], -1), ok
+
+
+def tree_depth(graph: VesselGraph, cfg: SimConfig) -> jax.Array:
+    """[N_tree] steps from each colonisation tree segment up to its root (pointer jumping)."""
+    from ..colonisation import capacity
+
+    n = capacity(cfg)
+    anc = graph.parent[:n]
+    depth = (anc >= 0).astype(jnp.int32)
+    for _ in range(int(np.ceil(np.log2(cfg.growth.colonisation_steps + 2)))):
+        has = anc >= 0
+        safe = jnp.maximum(anc, 0)
+        depth = depth + jnp.where(has, depth[safe], 0)
+        anc = jnp.where(has, anc[safe], -1)
+    return depth
+
+
 def branch_index(cfg: SimConfig) -> np.ndarray:
-    """[B, S] static segment indices of every tree branch (all generations)."""
+    """[B, S] static segment indices of every tree branch (all generations) of the fixed tree layout."""
     g = cfg.growth
+    if g.architecture == "colonisation":
+        raise ValueError("colonisation trees have no static branches: use path_index(graph, cfg)")
     rows, offset = [], 0
     for gen in range(g.generations):
         n = g.n_roots * 2**gen
@@ -35,11 +83,14 @@ def branch_index(cfg: SimConfig) -> np.ndarray:
 
 def branch_tortuosity(graph: VesselGraph, cfg: SimConfig, xp=jnp) -> tuple[jax.Array, jax.Array]:
     """(index [B], whole [B] bool): arc/chord of each branch, and whether all its segments exist."""
-    idx = branch_index(cfg)
+    if cfg.growth.architecture == "colonisation":
+        idx, exists = path_index(graph, cfg, xp)
+    else:
+        idx, exists = branch_index(cfg), True
     start, end = graph.start_mm[idx], graph.end_mm[idx]  # [B, S, 2]
     arc = xp.sum(xp.linalg.norm(end - start, axis=-1), -1)
     chord = xp.linalg.norm(end[:, -1] - start[:, 0], axis=-1)
-    whole = xp.all(graph.valid[idx], -1) & (chord > 1e-4)
+    whole = xp.all(graph.valid[idx], -1) & exists & (chord > 1e-4)
     return arc / xp.maximum(chord, 1e-4), whole
 
 

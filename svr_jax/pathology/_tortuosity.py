@@ -9,6 +9,10 @@ The renderer's tree windows are static: with the disease stage on they allow ``S
 healthy bound on a segment's extent, and each branch's amplitude is clipped so that none of its
 segments exceeds that (a tortuous vessel is never cut by its window; the rare long straight branch
 near the bound bends less).
+
+The space-colonisation trees have no static branches; on them tortuosity is a smooth random warp of the
+tree's nodes (``warp_tortuosity``): every node moves by the same function of its position, so segments
+that meet keep meeting, and transverse waves of length ~0.4 mm bend every vessel they cross.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from ..config import SimConfig
 from ..graph import VesselGraph
 from ..growth import tree_groups
 from ._measure import branch_index
+
+WARP_MODES = 3
+WARP_WAVELENGTH_MM = (0.3, 0.5)
 
 MAX_AMPLITUDE = 0.12  # fraction of the chord
 MAX_HALF_WAVES = 3
@@ -59,8 +66,46 @@ def tortuosity(graph: VesselGraph, cfg: SimConfig, *, amplitude, half_waves) -> 
     )
 
 
+def warp_tortuosity(graph: VesselGraph, cfg: SimConfig, *, amplitude, direction, phase, wavelength_mm) -> VesselGraph:
+    """Deterministic twin for colonisation trees: tree nodes p move by
+    a λ / sqrt(M) Σ_m t_m sin(2π n_m · p / λ + φ_m), with n_m = (cos, sin) of ``direction`` [M] and t_m
+    its normal (transverse waves); a = ``amplitude`` (fraction of the wavelength, like the fixed layout's
+    fraction of a chord), clipped so that no segment outgrows its render window."""
+    from ..colonisation import capacity
+
+    n = capacity(cfg)
+    k = jnp.stack([jnp.cos(direction), jnp.sin(direction)], -1)  # [M, 2]
+    t = jnp.stack([-k[:, 1], k[:, 0]], -1)
+    modes = k.shape[0]
+    # The warp's gradient is at most 2π a sqrt(M): a segment of length D stretches to at most D (1 + that).
+    from ..colonisation import SPAN_ALLOWANCE
+
+    step = jnp.max(jnp.where(graph.valid[:n], graph.length_mm()[:n], 0.0))
+    room = jnp.maximum(cfg.growth.max_step_mm * SPAN_ALLOWANCE * SPAN_SLACK / jnp.maximum(step, 1e-6) - 1.0, 0.0)
+    a = jnp.clip(amplitude, -MAX_AMPLITUDE, MAX_AMPLITUDE)
+    bound = room / (2 * jnp.pi * jnp.sqrt(modes)) + 1e-6
+    a = bound * jnp.tanh(a / bound)  # a soft clip: the stage's amplitude keeps its gradient
+
+    def shift(p):
+        arg = 2 * jnp.pi * (p @ k.T) / wavelength_mm + phase  # [..., M]
+        return a * wavelength_mm / jnp.sqrt(modes) * (jnp.sin(arg) @ t)
+
+    start = graph.start_mm.at[:n].add(shift(graph.start_mm[:n]))
+    end = graph.end_mm.at[:n].add(shift(graph.end_mm[:n]))
+    return dataclasses.replace(graph, start_mm=start, end_mm=end)
+
+
 def random_tortuosity(key: jax.Array, graph: VesselGraph, cfg: SimConfig, *, amplitude) -> VesselGraph:
-    """Per branch: amplitude · U(0.6, 1.4) with a random sign, 2 or 3 half-waves."""
+    """Per branch: amplitude · U(0.6, 1.4) with a random sign, 2 or 3 half-waves (fixed layout); a random
+    warp of ``WARP_MODES`` transverse waves at ``amplitude`` (colonisation trees)."""
+    if cfg.growth.architecture == "colonisation":
+        k_dir, k_phase, k_len = jax.random.split(key, 3)
+        return warp_tortuosity(
+            graph, cfg, amplitude=amplitude,
+            direction=jax.random.uniform(k_dir, (WARP_MODES,), maxval=2 * jnp.pi),
+            phase=jax.random.uniform(k_phase, (WARP_MODES,), maxval=2 * jnp.pi),
+            wavelength_mm=jax.random.uniform(k_len, minval=WARP_WAVELENGTH_MM[0], maxval=WARP_WAVELENGTH_MM[1]),
+        )
     n = branch_index(cfg).shape[0]
     k_amp, k_sign, k_wave = jax.random.split(key, 3)
     sign = jnp.where(jax.random.bernoulli(k_sign, 0.5, (n,)), 1.0, -1.0)

@@ -20,8 +20,21 @@ def small_cfg() -> svr.SimConfig:
     """A reduced field (1.5 mm, 96 px, small trees): same code paths, fast to compile and run."""
     return svr.SimConfig(
         field=svr.FieldConfig(fov_mm=1.5, size_px=96),
-        growth=svr.GrowthConfig(n_roots=4, generations=3, steps_per_branch=3, capillary_spacing_um=40.0, deep_spacing_um=55.0),
+        growth=svr.GrowthConfig(n_roots=4, generations=3, steps_per_branch=3, capillary_spacing_um=40.0, deep_spacing_um=55.0,
+                                attractors=160, colonisation_steps=24, new_per_step=12),
     )
+
+
+@pytest.fixture(scope="session")
+def branching_cfg(small_cfg) -> svr.SimConfig:
+    """``small_cfg`` with the fixed-layout trees (GrowthConfig.architecture = "branching")."""
+    return dataclasses.replace(small_cfg, growth=dataclasses.replace(small_cfg.growth, architecture="branching"))
+
+
+@pytest.fixture(scope="session")
+def colonisation_cfg(small_cfg) -> svr.SimConfig:
+    """``small_cfg`` with the space-colonisation trees (GrowthConfig.architecture = "colonisation")."""
+    return dataclasses.replace(small_cfg, growth=dataclasses.replace(small_cfg.growth, architecture="colonisation"))
 
 
 @pytest.fixture(scope="session")
@@ -35,5 +48,6 @@ def tiny_cfg() -> svr.SimConfig:
     """Smaller still, for the slow paths (no-jit execution, the dense O(H·W·N) oracle)."""
     return svr.SimConfig(
         field=svr.FieldConfig(fov_mm=0.9, size_px=48),
-        growth=svr.GrowthConfig(n_roots=3, generations=2, steps_per_branch=2, capillary_spacing_um=60.0, deep_spacing_um=80.0),
+        growth=svr.GrowthConfig(n_roots=3, generations=2, steps_per_branch=2, capillary_spacing_um=60.0, deep_spacing_um=80.0,
+                                attractors=48, colonisation_steps=10, new_per_step=6),
     )

@@ -17,7 +17,7 @@ import pytest
 from scipy import ndimage
 
 import svr_jax as svr
-from svr_jax import cli, pathology
+from svr_jax import cli, colonisation, pathology
 from svr_jax.faz import Faz
 from svr_jax.graph import CAPILLARY, VEIN
 from svr_jax.pathology import _render as lesion_render
@@ -133,7 +133,8 @@ def test_complete_dropout_removes_capillaries_and_reports_area():
     np.testing.assert_allclose(np.asarray(lesions.findings.center_mm[0]), [0.75, 0.1], atol=0.03)
 
 
-def test_tortuosity_raises_the_arc_chord_index(small_cfg, small_params):
+def test_tortuosity_raises_the_arc_chord_index(branching_cfg, small_params):
+    small_cfg = branching_cfg  # the fixed tree layout's per-branch waves (warp_tortuosity: the test below)
     graph = jax.jit(lambda k: svr.grow(k, small_params, small_cfg).graph)(jax.random.key(5))
     n = pathology.branch_tortuosity(graph, small_cfg)[0].shape[0]
     bent = pathology.tortuosity(graph, small_cfg, amplitude=jnp.full(n, 0.08), half_waves=jnp.full(n, 2.0))
@@ -148,6 +149,25 @@ def test_tortuosity_raises_the_arc_chord_index(small_cfg, small_params):
     idx = pathology._measure.branch_index(small_cfg)
     np.testing.assert_allclose(np.asarray(bent.start_mm)[idx[:, 0]], np.asarray(graph.start_mm)[idx[:, 0]], atol=1e-6)
     np.testing.assert_allclose(np.asarray(bent.end_mm)[idx[:, -1]], np.asarray(graph.end_mm)[idx[:, -1]], atol=1e-6)
+
+
+def test_warp_tortuosity_bends_colonisation_trees_and_keeps_them_connected(colonisation_cfg, small_params):
+    small_cfg = colonisation_cfg
+    graph = jax.jit(lambda k: svr.grow(k, small_params, small_cfg).graph)(jax.random.key(5))
+    bent = jax.jit(lambda g: pathology.warp_tortuosity(g, small_cfg, amplitude=0.06, direction=jnp.array([0.3, 1.4, 2.6]),
+                                                       phase=jnp.array([0.0, 1.0, 2.0]), wavelength_mm=0.4))(graph)
+    before, whole = pathology.branch_tortuosity(graph, small_cfg)
+    after, _ = pathology.branch_tortuosity(bent, small_cfg)
+    before, after = np.asarray(before)[np.asarray(whole)], np.asarray(after)[np.asarray(whole)]
+    print(f"tortuosity index: {before.mean():.4f} -> {after.mean():.4f} over {len(before)} paths")
+    assert len(before) > 50 and after.mean() > before.mean() + 0.005
+    # Every segment still starts where its parent ends: the trees stay connected.
+    n = colonisation.capacity(small_cfg)
+    parent, valid = np.asarray(bent.parent[:n]), np.asarray(bent.valid[:n])
+    child = valid & (parent >= 0)
+    np.testing.assert_allclose(np.asarray(bent.start_mm)[:n][child], np.asarray(bent.end_mm)[parent[child]], atol=1e-5)
+    # ... and the windows still hold them.
+    assert bool(jnp.all(~bent.valid | fits_windows(bent, small_cfg, diseased=True)))
 
 
 def test_diffuse_rarefaction_removes_the_stage_fraction_of_capillaries_unevenly():

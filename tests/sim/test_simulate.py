@@ -131,8 +131,10 @@ def test_segments_fit_their_windows(preset, vessels):
     assert int(jnp.min(valid)) >= 10_000  # >= 10k segments per image
 
 
-def test_side_branches_shorten_with_their_radius_ratio(small_cfg, small_params):
-    """At a split the thinner child's branch is shorter than the trunk's by (r_minor / r_major) ** exponent."""
+def test_side_branches_shorten_with_their_radius_ratio(branching_cfg, small_params):
+    """At a split the thinner child's branch is shorter than the trunk's by (r_minor / r_major) ** exponent
+    (the fixed tree layout)."""
+    small_cfg = branching_cfg
     exponent = 1.7
     vessels = dataclasses.replace(small_params.vessels, branch_ratio=0.45, side_length_exponent=exponent)
     params = dataclasses.replace(small_params, vessels=vessels)

@@ -1,0 +1,352 @@
+"""Arteriole and venule trees by space colonisation (Runions et al. 2005), in fixed-capacity arrays.
+
+The tissue's demand for perfusion is a cloud of ``attractors`` (uniform over the field, none within
+``demand_clearance_mm`` of the FAZ border: the FAZ has no demand). Trees start from ``n_roots`` entry points
+on the field's edge (and, with ``disc_roots``, on its optic-disc side), alternating artery and vein
+along it. Every growth step is one pass of the classic algorithm:
+
+1. each live attractor belongs to its nearest node (of either kind: arteries and veins compete for the
+   same tissue, so their territories interdigitate instead of overlapping, and they rarely cross);
+2. every node that owns attractors within ``influence_mm`` may grow one new node, ``growth_step_mm``
+   along the mean direction to them, turned by an arcuate guidance field (the arcades' course around
+   the fovea, strongest far from it) and by a random heading noise (``tortuosity_rad``);
+3. a new node is refused where its segment would cross an existing segment of its own kind, enter the
+   FAZ, or cross the horizontal raphe temporally (superior and inferior trees meet there, not across);
+4. attractors within ``kill_mm`` of a node are satisfied and removed.
+
+Why it maps onto fixed arrays: each step adds at most ``new_per_step`` nodes (the nodes with the most
+attractors first) into the next free slots, so node capacity is ``n_roots + steps * new_per_step``; the
+nearest-node table of the attractors is updated incrementally against the new nodes only, so a step
+costs O(attractors · new_per_step), not O(attractors · nodes). One ``lax.scan`` over steps, no loop over
+samples, nodes or segments.
+
+The grown paths are then relaxed (``smooth_paths``) and side twigs shorter than ``min_twig_steps`` cut.
+
+Calibre by Murray's law from the leaves up: every terminal branch has ``leaf_radius_um``, and a vessel
+feeding n terminal branches has r = leaf_radius_um · n^(1/k) (r^k is conserved at every junction), k =
+``murray_exponent``. Each node is one segment (from its parent to it; a root's from outside the field).
+
+What the gradient sees: the topology (which attractor is nearest, which node grows, which is refused,
+how many leaves a vessel feeds) is discrete and held fixed; node positions are differentiable in the
+step length, guidance and the root layout; radii in ``leaf_radius_um`` and ``murray_exponent``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+from .config import SimConfig, VesselParams
+from .faz import Faz
+from .graph import ARTERY, VEIN, SegmentGroup, VesselGraph
+
+MAX_ROOT_VERTICAL_BIAS = 0.9
+RAPHE_HALF_ANGLE_RAD = math.radians(35.0)  # edge roots keep out of this sector round the temporal raphe
+NOISE_CLIP = 2.5
+SMOOTHING_PASSES = 20
+# Relaxing the paths can stretch a segment beside a junction (up to ~1.8 steps): the render window allows 2.
+SPAN_ALLOWANCE = 2.0
+# The attractor field already makes a path wander: the heading noise is this fraction of the fixed
+# layout's (same tortuosity_rad), so that healthy trees keep an arc/chord index near 1.01.
+HEADING_NOISE_SCALE = 0.5
+
+
+def capacity(cfg: SimConfig) -> int:
+    g = cfg.growth
+    return g.n_roots + g.colonisation_steps * g.new_per_step
+
+
+def _edge_angles(key, n: int, bias, temporal_only: bool):
+    """Angles (from the fovea, 0 = nasal) of the edge roots: evenly spread with jitter on both sides of the
+    temporal raphe's sector (which they keep out of), crowded towards the top and bottom by ``bias``.
+    ``temporal_only`` (when disc roots serve the nasal side): the temporal half only."""
+    k_phase, k_jit = jax.random.split(key)
+    lo, hi = RAPHE_HALF_ANGLE_RAD, (0.4 if temporal_only else 1.0) * math.pi
+    span = 2 * (hi - lo)
+    phase = jax.random.uniform(k_phase, maxval=span)
+    u = (phase + (jnp.arange(n) + 0.6 * jax.random.uniform(k_jit, (n,))) * span / max(n, 1)) % span
+    a = jnp.where(u < hi - lo, lo + u, -(lo + u - (hi - lo)))  # from the raphe, either way round
+    angle = jnp.pi + a
+    b = jnp.clip(bias, 0.0, MAX_ROOT_VERTICAL_BIAS)
+    return jnp.where(b > 0, jnp.arctan2(jnp.sin(angle), (1.0 - b) * jnp.cos(angle)), angle)
+
+
+def _exit_point(center, direction, fov_mm: float):
+    margin = 0.01 * fov_mm
+    lo, hi = -margin, fov_mm + margin
+    safe = jnp.where(jnp.abs(direction) < 1e-6, 1e-6, direction)
+    t = jnp.min(jnp.where(safe > 0, (hi - center) / safe, (lo - center) / safe), axis=-1)
+    return center + t[..., None] * direction
+
+
+def root_layout(key, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal_sign):
+    """(position [R, 2], inward heading [R, 2], kind [R], hemisphere [R]: -1 superior, +1 inferior)."""
+    g, fov = cfg.growth, cfg.field.fov_mm
+    n_edge = g.n_roots - g.disc_roots
+    k_edge, k_disc, k_kind = jax.random.split(key, 3)
+    # Angles measured in a right eye (nasal = +x), mirrored by nasal_sign.
+    angle = _edge_angles(k_edge, n_edge, vp.root_vertical_bias, g.disc_roots > 0)
+    direction = jnp.stack([nasal_sign * jnp.cos(angle), jnp.sin(angle)], -1)
+    pos_edge = _exit_point(faz.center_mm, direction, fov)
+    # Disc roots: the superior and inferior arcade vessels, entering through the nasal edge above and below.
+    side = jnp.where(jnp.arange(g.disc_roots) < (g.disc_roots + 1) // 2, -1.0, 1.0)
+    offset = jax.random.uniform(k_disc, (g.disc_roots,), minval=0.1, maxval=0.45) * fov
+    x_disc = jnp.where(nasal_sign > 0, fov * 1.01, -0.01 * fov)
+    pos_disc = jnp.stack([jnp.full((g.disc_roots,), 1.0) * x_disc, jnp.clip(faz.center_mm[1] + side * offset, 0.0, fov)], -1)
+    pos = jnp.concatenate([pos_disc, pos_edge], 0)
+    inward = faz.center_mm - pos
+    heading = inward / _norm(inward, keepdims=True)
+    # Kinds alternate along the edge (edge roots are in angle order; disc roots by side, then distance).
+    order_disc = jnp.argsort(jnp.argsort(side * 10.0 + offset))
+    rank = jnp.concatenate([order_disc, g.disc_roots + jnp.arange(n_edge)])
+    first = jax.random.bernoulli(k_kind).astype(jnp.int32)
+    kind = jnp.where((rank + first) % 2 == 0, ARTERY, VEIN).astype(jnp.int32)
+    hemisphere = jnp.where(pos[:, 1] < faz.center_mm[1], -1.0, 1.0)
+    return pos, heading, kind, hemisphere
+
+
+def sample_attractors(key, vp: VesselParams, cfg: SimConfig, faz: Faz):
+    """[K, 2] attractor positions and [K] bool: live (outside the FAZ and its clearance)."""
+    fov = cfg.field.fov_mm
+    pts = jax.random.uniform(key, (cfg.growth.attractors, 2), minval=0.0, maxval=fov)
+    return pts, faz.signed_depth_mm(pts) < -vp.demand_clearance_mm
+
+
+def _norm(v, keepdims: bool = False):
+    """Euclidean norm with a finite gradient at 0 (``jnp.linalg.norm``'s is NaN there, and masked
+    growers have zero pull vectors)."""
+    return jnp.sqrt(jnp.sum(jnp.square(v), -1, keepdims=keepdims) + 1e-12)
+
+
+def _cross(a, b):
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def segments_cross(p1, p2, q1, q2, eps: float = 1e-9):
+    """Whether segments p1-p2 and q1-q2 properly intersect (touching at an end does not count). Broadcasts."""
+    d1, d2 = p2 - p1, q2 - q1
+    o1 = _cross(d1, q1 - p1)
+    o2 = _cross(d1, q2 - p1)
+    o3 = _cross(d2, p1 - q1)
+    o4 = _cross(d2, p2 - q1)
+    return (o1 * o2 < -eps) & (o3 * o4 < -eps)
+
+
+def _arcade_direction(pos, faz: Faz, nasal_sign, aspect: float = 1.6):
+    """Unit tangent of the ellipses round the fovea (wider than tall), turning temporally: the course of
+    the arcades and of the nerve-fibre-like sweep of the large vessels round the macula."""
+    d = pos - faz.center_mm
+    # Tangent of x^2 / a^2 + y^2 = c: (-y a^2, x) up to sign; pick the one pointing away from the disc.
+    t = jnp.stack([-d[..., 1] * aspect**2, d[..., 0]], -1)
+    t = jnp.where((t[..., :1] * nasal_sign) > 0, -t, t)
+    return t / (_norm(t, keepdims=True) + 1e-9)
+
+
+def mirror_faz(faz: Faz, fov_mm: float) -> Faz:
+    """The FAZ reflected left-right across the field's vertical midline: r(θ) -> r(π - θ)."""
+    k = jnp.arange(2, 6, dtype=jnp.float32)
+    return Faz(center_mm=faz.center_mm * jnp.array([-1.0, 1.0]) + jnp.array([fov_mm, 0.0]), radius_mm=faz.radius_mm,
+               amplitude=faz.amplitude, phase=-faz.phase - k * jnp.pi)
+
+
+def grow_colonised(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal_sign) -> VesselGraph:
+    """The trees as a graph of ``capacity(cfg)`` segments, one per node (see the module docstring).
+
+    Grown in a right eye's frame (optic disc to the right); a left eye (``nasal_sign`` < 0) is grown
+    around the mirrored FAZ and mirrored back, so the two eyes' trees are exact mirror images."""
+    fov = cfg.field.fov_mm
+    left = nasal_sign < 0
+    canonical = jax.tree.map(lambda a, b: jnp.where(left, b, a), faz, mirror_faz(faz, fov))
+    graph = _grow_right_eye(key, vp, cfg, canonical)
+    flip = lambda p: jnp.where(left, p * jnp.array([-1.0, 1.0]) + jnp.array([fov, 0.0]), p)  # noqa: E731
+    return dataclasses.replace(graph, start_mm=flip(graph.start_mm), end_mm=flip(graph.end_mm))
+
+
+def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) -> VesselGraph:
+    g, fov = cfg.growth, cfg.field.fov_mm
+    nasal_sign = 1.0
+    n_roots, n_new, n_steps = g.n_roots, g.new_per_step, g.colonisation_steps
+    m = capacity(cfg)
+    k_roots, k_attr, k_noise, k_rank = jax.random.split(key, 4)
+    root_pos, root_heading, root_kind, root_hemi = root_layout(k_roots, vp, cfg, faz, nasal_sign)
+    attr, attr_live = sample_attractors(k_attr, vp, cfg, faz)
+    step = jnp.clip(vp.growth_step_mm, 0.2 * g.max_step_mm, g.max_step_mm)
+    influence = jnp.maximum(vp.influence_mm, 2.0 * step)
+    kill = jnp.clip(vp.kill_mm, step, influence)
+    # The temporal half of the field is split at the raphe: an attractor there serves its own half only.
+    attr_temporal = (attr[:, 0] - faz.center_mm[0]) * nasal_sign < 0
+    attr_hemi = jnp.where(attr[:, 1] < faz.center_mm[1], -1.0, 1.0)
+
+    pad = m - n_roots
+    pos = jnp.concatenate([root_pos, jnp.zeros((pad, 2))])
+    heading = jnp.concatenate([root_heading, jnp.zeros((pad, 2))])
+    parent = jnp.full(m, -1, jnp.int32)
+    tree = jnp.concatenate([jnp.arange(n_roots), jnp.zeros(pad, jnp.int32)]).astype(jnp.int32)
+    exists = jnp.arange(m) < n_roots
+    # Segment starts: a root's from one step outside the field, along its heading.
+    # (Unused slots keep a short dummy segment: a zero-length one has no gradient, NaN, even where masked.)
+    start = jnp.concatenate([root_pos - step * root_heading, jnp.full((pad, 2), 0.01)])
+
+    d0 = jnp.sqrt(jnp.sum(jnp.square(attr[:, None] - root_pos[None]), -1) + 1e-12)  # [K, R]
+    d0 = jnp.where(~attr_temporal[:, None] | (attr_hemi[:, None] == root_hemi[None]), d0, jnp.inf)
+    nearest = jnp.argmin(d0, axis=1).astype(jnp.int32)
+    near_d = jnp.min(d0, axis=1)
+    live = attr_live & (near_d > kill)
+    noise = jnp.clip(jax.random.normal(k_noise, (n_steps, n_new)), -NOISE_CLIP, NOISE_CLIP)
+    jitter = jax.random.uniform(k_rank, (n_steps, m), maxval=0.5)
+
+    def grow_step(state, x):
+        pos, heading, start, parent, tree, exists, nearest, near_d, live, used = state
+        active = live & (near_d < influence)
+        to_attr = attr - pos[nearest]
+        unit = to_attr / (_norm(to_attr, keepdims=True) + 1e-9)
+        w = active.astype(jnp.float32)
+        pull = jax.ops.segment_sum(unit * w[:, None], nearest, num_segments=m)
+        count = jax.ops.segment_sum(w, nearest, num_segments=m)
+        # The nodes with the most attractors grow first (ties broken at random), up to n_new per step.
+        priority = jnp.where(exists & (count > 0), count + x["jitter"], -1.0)
+        _, grower = jax.lax.top_k(priority, n_new)
+        ok = priority[grower] > 0
+        base = pos[grower]
+        want = pull[grower] / (count[grower][:, None] + 1e-9)
+        want = want / (_norm(want, keepdims=True) + 1e-9)
+        # Arcade guidance, strongest far from the fovea (beyond ~ a third of the field's half-side).
+        rho = _norm(base - faz.center_mm)
+        w_arc = vp.arcade_guidance * jax.nn.sigmoid((rho - 0.33 * fov) / (0.08 * fov))
+        arc = _arcade_direction(base, faz, nasal_sign)
+        arc = jnp.where(jnp.sum(arc * want, -1, keepdims=True) < 0, -arc, arc)  # never against the demand
+        to_fovea = (faz.center_mm - base) / (rho[:, None] + 1e-9)
+        direction = want + w_arc[:, None] * arc + vp.growth_inertia * heading[grower] + vp.foveal_pull * to_fovea
+        direction = direction + jnp.array([1e-6, 0.0])  # arctan2(0, 0) has no gradient (NaN)
+        angle = jnp.arctan2(direction[:, 1], direction[:, 0]) + HEADING_NOISE_SCALE * vp.tortuosity_rad * jnp.sqrt(step) * x["noise"]
+        unit_dir = jnp.stack([jnp.cos(angle), jnp.sin(angle)], -1)
+        new = base + step * unit_dir
+        kind_g = root_kind[tree[grower]]
+        # Refusals: into the FAZ, across the temporal raphe, across an existing segment of the same kind.
+        ok &= faz.signed_depth_mm(new) < -0.25 * kill
+        temporal_new = (new[:, 0] - faz.center_mm[0]) * nasal_sign < 0
+        hemi_new = jnp.where(new[:, 1] < faz.center_mm[1], -1.0, 1.0)
+        ok &= ~temporal_new | (hemi_new == root_hemi[tree[grower]])
+        same_kind = root_kind[tree][None, :] == kind_g[:, None]
+        hit = segments_cross(base[:, None], new[:, None], start[None], pos[None]) & exists[None] & same_kind
+        ok &= ~jnp.any(hit, axis=1)
+        # ... and across an earlier new segment of this step (of the same kind).
+        pair = segments_cross(base[:, None], new[:, None], base[None], new[None]) & (kind_g[:, None] == kind_g[None])
+        earlier = jnp.arange(n_new)[None, :] < jnp.arange(n_new)[:, None]
+        ok &= ~jnp.any(pair & earlier & ok[None, :], axis=1)
+        slot = used + jnp.cumsum(ok) - 1
+        ok &= slot < m  # capacity spent: the rest are dropped
+        slot = jnp.where(ok, slot, m)  # m: out of range, dropped by the scatters
+        pos = pos.at[slot].set(new, mode="drop")
+        start = start.at[slot].set(base, mode="drop")
+        heading = heading.at[slot].set(unit_dir, mode="drop")
+        parent = parent.at[slot].set(grower.astype(jnp.int32), mode="drop")
+        tree = tree.at[slot].set(tree[grower], mode="drop")
+        exists = exists.at[slot].set(True, mode="drop")
+        used = jnp.minimum(used + jnp.sum(ok), m)
+        # Incremental nearest-node table: only the new nodes can be nearer than before.
+        d_new = jnp.sqrt(jnp.sum(jnp.square(attr[:, None] - new[None]), -1) + 1e-12)
+        hemi_tree = root_hemi[tree[grower]]
+        d_new = jnp.where(ok[None] & (~attr_temporal[:, None] | (attr_hemi[:, None] == hemi_tree[None])), d_new, jnp.inf)
+        best = jnp.argmin(d_new, axis=1)
+        best_d = jnp.min(d_new, axis=1)
+        closer = best_d < near_d
+        nearest = jnp.where(closer, slot[best], nearest).astype(jnp.int32)
+        near_d = jnp.where(closer, best_d, near_d)
+        live = live & (near_d > kill)
+        return (pos, heading, start, parent, tree, exists, nearest, near_d, live, used), None
+
+    state = (pos, heading, start, parent, tree, exists, nearest, near_d, live, jnp.int32(n_roots))
+    state, _ = jax.lax.scan(grow_step, state, dict(noise=noise, jitter=jitter))
+    pos, heading, start, parent, tree, exists, *_ = state
+    exists = prune_twigs(parent, exists, g.min_twig_steps, n_steps + 1)
+    leaves = leaf_counts(parent, exists, n_steps + 1)
+    pos = smooth_paths(pos, parent, exists, leaves, SMOOTHING_PASSES)
+    start = jnp.where((parent >= 0)[:, None], pos[jnp.maximum(parent, 0)], start)
+    k = jnp.clip(vp.murray_exponent, 2.0, 3.5)
+    radius = jnp.minimum(vp.leaf_radius_um * leaves ** (1.0 / k), g.max_root_radius_um)
+    return VesselGraph(
+        start_mm=start,
+        end_mm=pos,
+        radius_um=radius,
+        kind=root_kind[tree],
+        parent=parent,
+        perfusion=jnp.ones(m),
+        valid=exists,
+    )
+
+
+def _height(parent, exists, max_depth: int):
+    """Steps from each node down to its farthest leaf (scatter-max up the tree, ``max_depth`` passes)."""
+    m = parent.shape[0]
+    target = jnp.where(exists & (parent >= 0), parent, m)
+
+    def body(_, h):
+        return jnp.maximum(h, jax.ops.segment_max(h + 1, target, num_segments=m + 1)[:m])
+
+    return jax.lax.fori_loop(0, max_depth, body, jnp.where(exists, 0, -1))
+
+
+def prune_twigs(parent, exists, min_steps: int, max_depth: int):
+    """Remove side twigs shorter than ``min_steps`` (with what they carry): a child of a junction that is
+    not its tallest child and reaches fewer than ``min_steps`` steps. Space colonisation sprouts such stubs
+    wherever a trunk passes an attractor; real side branches run on."""
+    m = parent.shape[0]
+    h = _height(parent, exists, max_depth)
+    target = jnp.where(exists & (parent >= 0), parent, m)
+    tallest = jax.ops.segment_max(h, target, num_segments=m + 1)
+    n_child = jax.ops.segment_sum(exists.astype(jnp.int32), target, num_segments=m + 1)
+    junction = n_child[target] >= 2
+    stub = exists & (parent >= 0) & junction & (h + 1 < min_steps) & (h < tallest[target])
+    keep = exists & ~stub
+
+    def body(_, k):
+        return k & jnp.where(parent >= 0, k[jnp.maximum(parent, 0)], True)
+
+    return jax.lax.fori_loop(0, min_steps, body, keep)  # a stub's descendants are < min_steps deep
+
+
+def smooth_paths(pos, parent, exists, leaves, passes: int):
+    """Relax each node between its parent and its main child (the child feeding most leaves): the growth
+    steps' zig-zag (attractors switching owner, heading noise) becomes a smooth course, as real vessels
+    run. Roots and leaves stay put; every segment still starts at its parent's node."""
+    m = parent.shape[0]
+    target = jnp.where(exists & (parent >= 0), parent, m)
+    score = jnp.where(exists, leaves.astype(jnp.int32) * m + jnp.arange(m), -1)
+    best = jax.ops.segment_max(score, target, num_segments=m + 1)[:m]
+    has_child = best >= 0
+    child = jnp.where(has_child, best % m, 0)
+    inner = exists & (parent >= 0) & has_child
+
+    def body(_, p):
+        mid = 0.5 * (p[jnp.maximum(parent, 0)] + p[child])
+        return jnp.where(inner[:, None], 0.5 * p + 0.5 * mid, p)
+
+    return jax.lax.fori_loop(0, passes, body, pos)
+
+
+def leaf_counts(parent, exists, max_depth: int):
+    """Terminal branches fed by every node (at least 1), by pointer jumping over ``max_depth`` ancestors
+    (each leaf adds one to every ancestor)."""
+    m = parent.shape[0]
+    has_child = jax.ops.segment_sum(exists.astype(jnp.int32), jnp.where(exists, parent, m), num_segments=m + 1)[:m] > 0
+    leaf = (exists & ~has_child).astype(jnp.float32)
+
+    def body(_, carry):
+        leaves, anc = carry
+        leaves = leaves + jax.ops.segment_sum(leaf, jnp.where(anc >= 0, anc, m), num_segments=m + 1)[:m]
+        anc = jnp.where(anc >= 0, parent[jnp.maximum(anc, 0)], -1)
+        return leaves, anc
+
+    leaves, _ = jax.lax.fori_loop(0, max_depth, body, (leaf, parent))
+    return jnp.maximum(leaves, 1.0)
+
+
+def tree_group(cfg: SimConfig, start: int = 0) -> SegmentGroup:
+    """One render group: every segment is about one growth step long."""
+    g, px_um = cfg.growth, cfg.field.pixel_um
+    span_um = 1000.0 * g.max_step_mm * SPAN_ALLOWANCE
+    return SegmentGroup("tree", start, start + capacity(cfg), span_um / px_um, g.max_root_radius_um / px_um)

@@ -1,0 +1,155 @@
+"""Space-colonisation trees (svr_jax.colonisation): anatomy invariants, laterality, purity, gradients."""
+
+from __future__ import annotations
+
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import svr_jax as svr
+from svr_jax import colonisation
+from svr_jax.faz import sample_faz
+from svr_jax.graph import ARTERY, VEIN
+
+
+def _faz(key, fov_mm, offset_sd_mm=0.08):
+    return sample_faz(key, center_mm=jnp.full(2, 0.5 * fov_mm), area_mm2=0.25, area_sd_mm2=0.05, irregularity=0.1,
+                      offset_sd_mm=offset_sd_mm)
+
+
+def _trees(cfg, params, keys, nasal_sign):
+    def one(key, sign):
+        k_faz, k_grow = jax.random.split(key)
+        faz = _faz(k_faz, cfg.field.fov_mm)
+        return colonisation.grow_colonised(k_grow, params.vessels, cfg, faz, sign), faz
+
+    return jax.jit(jax.vmap(one))(keys, nasal_sign)
+
+
+def _proper_crossings(start, end, kind, valid) -> int:
+    """Pairs of valid same-kind segments that cross at an interior point (touching ends do not count)."""
+    idx = np.flatnonzero(valid)
+    s, e, k = start[idx], end[idx], kind[idx]
+    hit = np.asarray(colonisation.segments_cross(s[:, None], e[:, None], s[None], e[None], eps=1e-12))
+    return int(np.sum(np.triu(hit & (k[:, None] == k[None]), 1)))
+
+
+@pytest.mark.parametrize("preset", ["3mm", "6mm"])
+def test_no_two_same_kind_segments_cross(preset):
+    """Over 24 eyes per field: not one proper crossing between two arterioles or two venules (tolerance:
+    none; segments meeting at a junction touch at an end, which is not a crossing). Arteries and veins
+    may cross (rarely)."""
+    cfg = svr.preset(preset)
+    params = svr.default_params(cfg)
+    keys = jax.random.split(jax.random.key(11), 24)
+    graph, _ = _trees(cfg, params, keys, jnp.where(jnp.arange(24) % 2 == 0, 1.0, -1.0))
+    g = jax.tree.map(np.asarray, graph)
+    assert g.valid.sum(1).min() > 200
+    crossings = [_proper_crossings(g.start_mm[i], g.end_mm[i], g.kind[i], g.valid[i]) for i in range(24)]
+    assert sum(crossings) == 0, crossings
+
+
+def test_the_faz_stays_vessel_free(small_cfg, small_params):
+    keys = jax.random.split(jax.random.key(3), 16)
+    graph, faz = _trees(small_cfg, small_params, keys, jnp.ones(16))
+    for t in (0.0, 0.5, 1.0):
+        points = (1 - t) * graph.start_mm + t * graph.end_mm
+        depth = jax.vmap(lambda f, p: f.signed_depth_mm(p))(faz, points)
+        assert float(jnp.max(jnp.where(graph.valid, depth, -1.0))) < 0.0
+
+
+def test_left_and_right_eyes_are_mirror_images():
+    cfg = svr.preset("3mm")
+    params = svr.default_params(cfg)
+    faz = _faz(jax.random.key(1), cfg.field.fov_mm)
+    mirrored = colonisation.mirror_faz(faz, cfg.field.fov_mm)
+    grow = jax.jit(lambda f, s: colonisation.grow_colonised(jax.random.key(2), params.vessels, cfg, f, s))
+    right, left = grow(faz, 1.0), grow(mirrored, -1.0)
+    flip = np.array([-1.0, 1.0]), np.array([cfg.field.fov_mm, 0.0])
+    np.testing.assert_array_equal(np.asarray(right.valid), np.asarray(left.valid))
+    np.testing.assert_array_equal(np.asarray(right.kind), np.asarray(left.kind))
+    valid = np.asarray(right.valid)
+    np.testing.assert_allclose(np.asarray(left.end_mm)[valid], (np.asarray(right.end_mm) * flip[0] + flip[1])[valid], atol=1e-5)
+    # The optic disc side: the trees' entry points lie on the nasal half more in OD than in OS.
+    x_roots = np.asarray(right.start_mm)[: cfg.growth.n_roots, 0]
+    np.testing.assert_allclose(np.asarray(left.start_mm)[: cfg.growth.n_roots, 0], cfg.field.fov_mm - x_roots, atol=1e-5)
+
+
+def test_mirror_faz_reflects_the_border():
+    faz = _faz(jax.random.key(4), 3.0)
+    mirrored = colonisation.mirror_faz(faz, 3.0)
+    theta = jnp.linspace(0, 2 * jnp.pi, 37)
+    np.testing.assert_allclose(np.asarray(mirrored.border_radius_mm(jnp.pi - theta)), np.asarray(faz.border_radius_mm(theta)), atol=1e-6)
+
+
+def test_deterministic_vmap_equals_loop_and_jit_equals_eager(tiny_cfg):
+    params = svr.default_params(tiny_cfg)
+    keys = jax.random.split(jax.random.key(7), 3)
+    faz = _faz(jax.random.key(8), tiny_cfg.field.fov_mm, 0.0)
+    grow = lambda k, s: colonisation.grow_colonised(k, params.vessels, tiny_cfg, faz, s)  # noqa: E731
+    signs = jnp.array([1.0, -1.0, 1.0])
+    batched = jax.jit(jax.vmap(grow))(keys, signs)
+    again = jax.jit(jax.vmap(grow))(keys, signs)
+    for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(again)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for i in range(3):
+        one_jit = jax.jit(grow)(keys[i], signs[i])
+        with jax.disable_jit():
+            one_eager = grow(keys[i], signs[i])
+        for a, b, c in zip(jax.tree.leaves(batched), jax.tree.leaves(one_jit), jax.tree.leaves(one_eager)):
+            np.testing.assert_allclose(np.asarray(a[i]), np.asarray(b), atol=1e-5)
+            np.testing.assert_allclose(np.asarray(b), np.asarray(c), atol=1e-5)
+
+
+def test_gradients_are_finite_and_reach_the_continuous_parameters(small_cfg, small_params):
+    faz = _faz(jax.random.key(8), small_cfg.field.fov_mm)
+
+    def loss(vp):
+        g = colonisation.grow_colonised(jax.random.key(5), vp, small_cfg, faz, 1.0)
+        w = g.valid.astype(jnp.float32)
+        return jnp.sum(w * g.radius_um * g.length_mm()) + jnp.sum(w[:, None] * g.end_mm * jnp.array([0.3, 0.7]))
+
+    grad = jax.jit(jax.grad(loss))(small_params.vessels)
+    names = ("growth_step_mm", "leaf_radius_um", "murray_exponent", "foveal_pull", "growth_inertia", "tortuosity_rad")
+    for name in names:
+        value = float(getattr(grad, name))
+        assert np.isfinite(value), name
+    for name in ("growth_step_mm", "leaf_radius_um", "murray_exponent", "growth_inertia"):
+        assert abs(float(getattr(grad, name))) > 0, name
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(grad))
+
+
+def test_murray_law_holds_at_every_junction(small_cfg, small_params):
+    faz = _faz(jax.random.key(9), small_cfg.field.fov_mm)
+    g = jax.tree.map(np.asarray, jax.jit(lambda: colonisation.grow_colonised(jax.random.key(6), small_params.vessels, small_cfg, faz, 1.0))())
+    k = float(np.clip(small_params.vessels.murray_exponent, 2.0, 3.5))
+    child = g.valid & (g.parent >= 0)
+    flow = np.zeros(len(g.valid))
+    np.add.at(flow, g.parent[child], g.radius_um[child] ** k)
+    inner = np.flatnonzero(flow > 0)
+    capped = g.radius_um[inner] >= small_cfg.growth.max_root_radius_um - 1e-3
+    np.testing.assert_allclose(g.radius_um[inner][~capped] ** k, flow[inner][~capped], rtol=1e-3)
+
+
+def test_roots_alternate_artery_and_vein():
+    cfg = svr.preset("3mm")
+    faz = _faz(jax.random.key(1), 3.0)
+    _, _, kind, _ = colonisation.root_layout(jax.random.key(3), svr.default_params(cfg).vessels, cfg, faz, 1.0)
+    kind = np.asarray(kind)
+    assert set(kind) == {ARTERY, VEIN} and np.all(kind[1:] != kind[:-1])
+
+
+def test_path_tortuosity_index_host_float64_matches_device(colonisation_cfg, small_params):
+    """The export recomputes the tortuosity index on the host (float64, numpy); on the colonisation trees
+    it follows ``parent`` and ``radius_um`` as the device does."""
+    from svr_jax import pathology
+    from svr_jax.simulated import host_graph
+
+    graph = jax.jit(lambda k: svr.grow(k, small_params, colonisation_cfg).graph)(jax.random.key(2))
+    device = float(jax.jit(lambda g: pathology.tortuosity_index(g, colonisation_cfg))(graph))
+    host = float(pathology.tortuosity_index(host_graph(jax.device_get(graph)), colonisation_cfg, xp=np))
+    index, whole = pathology.branch_tortuosity(graph, colonisation_cfg)
+    assert int(jnp.sum(whole)) > 20 and 1.0 <= device < 1.05
+    np.testing.assert_allclose(host, device, rtol=1e-5)
