@@ -54,12 +54,12 @@ def write_prompts(out: Path, tasks) -> Path:
 
     prompts = {task: task_prompts(task) for task in sorted(tasks)}
     path = out / PROMPTS_FILE
-    path.write_text(json.dumps({"tasks": prompts}, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(path, json.dumps({"tasks": prompts}, indent=1, sort_keys=True) + "\n")
     return path
 
 
 def write_card(job, manifest: dict) -> list[Path]:
-    """Write the card; returns every file written (README.md and the plots under ``card/``)."""
+    """Write the card; returns every file written (README.md, prompts.json and the plots under ``card/``)."""
     import io
 
     import matplotlib
@@ -72,7 +72,7 @@ def write_card(job, manifest: dict) -> list[Path]:
     from ..pathology import STAGES
 
     out = job.out
-    write_prompts(out, manifest["tasks"])
+    prompts = write_prompts(out, manifest["tasks"])
     names = [e["name"] for e in manifest["shards"]]
     columns, examples = _read_columns(out / "data", names)
     stages, tasks = columns["stage"], columns["task"]
@@ -169,4 +169,4 @@ def write_card(job, manifest: dict) -> list[Path]:
     ]
     path = out / "README.md"
     write_text_atomic(path, "\n".join(lines) + "\n")  # the last multirun tasks may write it at once
-    return [path] + written
+    return [path, prompts] + written

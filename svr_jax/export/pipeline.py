@@ -197,7 +197,9 @@ def batch_renderer(job: ExportJob):
 # rebuilt from the sidecars (with each sidecar's sha256) plus the folder-level files (dataset_info.json,
 # the card). ``verify`` re-hashes all of it and names what is wrong; a re-export repairs exactly that.
 
-OWNED = ("manifest.json", "README.md", "data", "llamafactory", "card")  # what an export folder may hold
+# What an export folder may hold: its files, the browser site (svr browse) and Hydra's run folders
+# (svr_jax/conf/export.yaml puts them under out/, where a multirun creates them before any job runs).
+OWNED = ("manifest.json", "README.md", "prompts.json", "data", "llamafactory", "card", "browser", ".multirun", ".hydra_run")
 
 
 def _sidecar(data_dir: Path, shard: shard_lib.Shard) -> Path:

@@ -72,7 +72,7 @@ def test_array_writes_one_export_identical_to_a_local_run(slurm, reference, tmp_
     assert export_files(out) == export_files(reference)
     assert set(export_files(out)) >= {f"data/{s}" for s in SHARDS} | {"manifest.json"}
     verify = subprocess.run(svr(out, "verify"), env=environment(), capture_output=True, text=True, timeout=300)
-    assert verify.returncode == 0 and "verify: 0 bad shard(s)" in verify.stdout
+    assert verify.returncode == 0 and "verify: 0 problem(s)" in verify.stdout
     # Three distinct SLURM array tasks did the work, each its own range (submitit's per-task logs).
     logs = job_logs(out)
     assert len(logs) == 3, list(logs)
