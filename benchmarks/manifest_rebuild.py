@@ -23,6 +23,7 @@ def main() -> None:
     from svr_jax.commands import export_cmd
     from svr_jax.export import pipeline as ex
     from svr_jax.export import shards as shard_lib
+    from svr_jax.io import write_json
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shards", type=int, nargs="+", default=[10, 100, 782, 1000, 3125, 10000])
@@ -42,7 +43,7 @@ def main() -> None:
                 stages = {"normal": 60, "mild": 20, "moderate": 20, "severe": 14, "pdr": 14}
                 entry = dict(name=shard.name, start=shard.start, stop=shard.stop, rows=128, rejected=0,
                              sha256="0" * 64, stages=stages)
-                shard_lib.write_json_atomic(root / "data" / (shard.name + ".json"), entry)
+                write_json(root / "data" / (shard.name + ".json"), entry)
             times = []
             for _ in range(args.repeats):
                 t0 = time.perf_counter()

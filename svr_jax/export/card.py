@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .shards import write_text_atomic
+from ..io import write_bytes_atomic, write_json
 
 
 LESION_TYPES = ("microaneurysm", "nonperfusion", "irma", "neovascularization")
@@ -54,7 +54,7 @@ def write_prompts(out: Path, tasks) -> Path:
 
     prompts = {task: task_prompts(task) for task in sorted(tasks)}
     path = out / PROMPTS_FILE
-    write_text_atomic(path, json.dumps({"tasks": prompts}, indent=1, sort_keys=True) + "\n")
+    write_json(path, {"tasks": prompts})
     return path
 
 
@@ -168,5 +168,5 @@ def write_card(job, manifest: dict) -> list[Path]:
         *[f"**{s}**\n\n![{s}](card/contact_{s}.png)\n" for s in sheets],
     ]
     path = out / "README.md"
-    write_text_atomic(path, "\n".join(lines) + "\n")  # the last multirun tasks may write it at once
+    write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())  # the last multirun tasks may write it at once
     return [path, prompts] + written

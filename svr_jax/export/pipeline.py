@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..io import write_json
 from ..jobs import GenerateJob
 from ..pathology import STAGES
 from ..runtime import enable_compilation_cache
@@ -319,7 +320,7 @@ def write_manifest(job: ExportJob, plan: list[shard_lib.Shard], files: dict | No
         files = previous.get("files", {}) if same else {}
     while True:
         manifest = manifest_from_sidecars(job.out, job.identity(), plan, files)
-        shard_lib.write_json_atomic(job.out / "manifest.json", manifest)
+        write_json(job.out / "manifest.json", manifest)
         if manifest_from_sidecars(job.out, job.identity(), plan, files) == manifest:
             return manifest
     return manifest
@@ -375,7 +376,7 @@ def export(job: ExportJob) -> dict:
         if states[shard.name] == "view" and job.llamafactory:  # the shard is fine: rebuild its view only
             entry, _ = read_json(_sidecar(data_dir, shard))
             entry["files"] = llamafactory_view(data_dir, job.out / "llamafactory", shard)
-            shard_lib.write_json_atomic(_sidecar(data_dir, shard), entry)
+            write_json(_sidecar(data_dir, shard), entry)
             print(f"export: rebuilt the LLaMA-Factory view of {shard.name}", file=sys.stderr)
     columns = mask_columns(job)
     dispatch, fetch = batch_renderer(job) if todo else (None, None)
@@ -399,7 +400,7 @@ def export(job: ExportJob) -> dict:
             entry["rejected"] = len(rejected)
             entry["identity"] = job.identity()
             entry["files"] = llamafactory_view(data_dir, job.out / "llamafactory", shard) if job.llamafactory else {}
-            shard_lib.write_json_atomic(_sidecar(data_dir, shard), entry)
+            write_json(_sidecar(data_dir, shard), entry)
             write_manifest(job, plan)
     manifest = write_manifest(job, plan)
     if manifest["complete"]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..io import naming, tmp_path, write_bytes_atomic, write_json
+from ..io import naming, tmp_path
 
 SPLIT = "train"
 
@@ -99,10 +99,3 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode())
-
-
-write_json_atomic = write_json  # strict JSON, atomic, a full disk named

@@ -14,6 +14,7 @@ from svr_jax import cli
 from svr_jax.commands import export_cmd
 from svr_jax.export import pipeline as ex
 from svr_jax.export import shards as shard_lib
+from svr_jax.io import write_json
 
 WORKERS = 6
 SHARDS_PER_WORKER = 20
@@ -36,7 +37,7 @@ def worker(job_bytes: bytes, plan: list, mine: list, barrier, errors) -> None:
                 assert listed >= k * WORKERS, f"round {k}: {listed} shards listed, {k * WORKERS} written"
             shard = plan[number]
             entry = dict(sidecar_entry(shard), identity=job.identity())  # as svr export records it
-            shard_lib.write_json_atomic(job.out / "data" / (shard.name + ".json"), entry)
+            write_json(job.out / "data" / (shard.name + ".json"), entry)
             ex.write_manifest(job, plan)
             json.loads((job.out / "manifest.json").read_text())  # a reader between rebuilds sees a whole file
     except BaseException as error:  # reported to the parent; the barrier is broken so nobody waits forever
