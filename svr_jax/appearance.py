@@ -12,7 +12,7 @@ Stages, in acquisition order (each differentiable in its parameters):
    the eccentricity profile of real eyes (slab thickness, capillary layers and density) is not one
    exponential;
 2. capillary-scale texture: slowly varying multiplicative flow heterogeneity;
-3. decorrelation noise: with ``SimConfig.decorrelation_looks`` > 0 the device's measurement itself,
+3. decorrelation noise: with ``SimConfig.noise = "decorrelation"`` the device's measurement itself,
    drawn (``decorrelation``: each of that many depth samples in flow with probability 1 - exp(-signal),
    else static tissue decorrelated by the OCT noise ``oct_noise``); with 0, a log-normal multiplicative
    speckle (``speckle``); plus a noisy background (the noise floor);
@@ -25,8 +25,9 @@ Stages, in acquisition order (each differentiable in its parameters):
 6. horizontal line artifacts: B-scans (image rows) corrupted by eye motion, brighter or darker;
 7. display contrast: saturating 1 - exp(-gain x), then gamma and a monotone tone curve (``tone_slope_*``,
    the device's grey-level mapping), then the 8-bit range: scaled to a white point and clipped (the
-   brightest vessels saturate, as in exported scans); the white point is fixed (``white_point``) or,
-   as the exports stretch each scan, the image's own quantile (``saturated_fraction``); before it, the
+   brightest vessels saturate, as in exported scans); the white point (``SimConfig.white_point``) is fixed
+   (``white_point``) or, as the exports stretch each scan, the image's own quantile
+   (``saturated_fraction``); before it, the
    device's pixel-scale detail filter (``detail_filter``: bright and dark deviations from a 0.7 px
    neighbourhood scaled apart).
 """
@@ -178,7 +179,7 @@ def apply_appearance(
     texture = smooth_noise(k_tex, coarse, ap.texture_scale_um / coarse_um, max_sigma_px=MAX_TEXTURE_UM / coarse_um)
     texture = 1.0 + ap.texture_strength * jax.image.resize(texture, shape, "linear")
     signal = signal * jax.nn.relu(texture)
-    if cfg.decorrelation_looks > 0:
+    if cfg.noise == "decorrelation":
         # The flow fraction: p ~ signal while small, every look in flow when large (a large vessel).
         flow_fraction = 1.0 - jnp.exp(-jax.nn.relu(signal))
         flow = simulated_decorrelation(k_speckle, flow_fraction, ap.oct_noise, cfg.decorrelation_looks)
@@ -207,14 +208,17 @@ def apply_appearance(
     image = 1.0 - jnp.exp(-jnp.maximum(ap.gain, 1e-3) * jax.nn.relu(image))
     image = detail_filter(tone_curve(jnp.clip(image, 1e-6, 1.0) ** ap.gamma, ap), ap)
     # 8-bit export scales the display range to a white point and clips: the brightest vessels saturate.
-    return jnp.clip(image / white_point(image, ap), 0.0, 1.0)
+    return jnp.clip(image / white_point(image, ap, cfg.white_point), 0.0, 1.0)
 
 
-def white_point(image: jax.Array, ap: AppearanceParams) -> jax.Array:
-    """The display value that the export maps to 255: ``white_point``, or with ``saturated_fraction`` f > 0
-    the image's own: its k-th brightest pixel, k = round(f x pixels) (at least 1). OCTA-500's exports
-    stretch every scan so that its top 1 % saturates: 1.04 +- 0.02 % of a 3 mm scan's pixels are 255
-    (1.09 +- 0.05 % at 6 mm), in every eye, whatever its brightness; a fixed white point saturates 0 to 2 %."""
+def white_point(image: jax.Array, ap: AppearanceParams, mode: str) -> jax.Array:
+    """The display value that the export maps to 255 (``SimConfig.white_point``): ``ap.white_point``
+    ("fixed"), or the image's own ("percentile"): its k-th brightest pixel, k = round(f x pixels) (at
+    least 1), f = ``ap.saturated_fraction``. OCTA-500's exports stretch every scan so that its top 1 %
+    saturates: 1.04 +- 0.02 % of a 3 mm scan's pixels are 255 (1.09 +- 0.05 % at 6 mm), in every eye,
+    whatever its brightness; a fixed white point saturates 0 to 2 %."""
+    if mode == "fixed":
+        return jnp.maximum(ap.white_point, 0.5)
     flat = image.reshape(-1)
     frozen = jax.lax.stop_gradient(flat)
     k = jnp.maximum(jnp.round(jnp.clip(ap.saturated_fraction, 0.0, 1.0) * flat.shape[0]), 1.0)
@@ -230,4 +234,4 @@ def white_point(image: jax.Array, ap: AppearanceParams) -> jax.Array:
     lo, _ = jax.lax.fori_loop(0, 32, halve, (jnp.min(frozen) - 1e-6, jnp.max(frozen)))
     # The k-th brightest pixel itself (the smallest above lo): the gradient reaches that pixel, as a sort's would.
     kth = jnp.min(jnp.where(frozen > jax.lax.stop_gradient(lo), flat, jnp.inf))
-    return jnp.where(ap.saturated_fraction > 0, jnp.maximum(kth, 1e-3), jnp.maximum(ap.white_point, 0.5))
+    return jnp.maximum(kth, 1e-3)

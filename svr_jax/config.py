@@ -68,9 +68,15 @@ class SimConfig:
     growth: GrowthConfig = dataclasses.field(default_factory=GrowthConfig)
     antialias_px: float = 0.75  # half-width of the pixel anti-aliasing kernel of the splat
     deep_downsample: int = 2  # the deeper plexus is only seen blurred: render it on a coarser canvas
-    # Depth samples ("looks") of the simulated decorrelation averaged into a pixel (svr_jax.decorrelation);
-    # 0: a log-normal speckle on the signal instead (AppearanceParams.speckle).
-    decorrelation_looks: int = 0
+    # Static modes of the imaging model; each leaves the other mode's parameter without effect (not fitted).
+    # noise: "speckle", a log-normal speckle on the signal (AppearanceParams.speckle), or "decorrelation",
+    # the device's measurement drawn from decorrelation_looks depth samples per pixel (oct_noise;
+    # svr_jax.decorrelation).
+    noise: str = "speckle"
+    decorrelation_looks: int = 8
+    # white_point: "fixed", AppearanceParams.white_point maps to 255; or "percentile", the image's own, so that
+    # its brightest saturated_fraction of pixels saturate (OCTA-500's exports stretch every scan so).
+    white_point: str = "fixed"
 
 
 def _pytree(cls):
@@ -130,8 +136,8 @@ class AppearanceParams:
     deep_blur_um: float = 10.0  # extra blur of the out-of-focus deeper plexus
     texture_strength: float = 0.3  # capillary-scale multiplicative texture
     texture_scale_um: float = 25.0
-    speckle: float = 0.45  # log-normal decorrelation speckle (std of log), with SimConfig.decorrelation_looks = 0
-    oct_noise: float = 0.1  # OCT noise amplitude over static tissue's, with SimConfig.decorrelation_looks > 0
+    speckle: float = 0.45  # log-normal decorrelation speckle (std of log), with SimConfig.noise = "speckle"
+    oct_noise: float = 0.1  # OCT noise amplitude over static tissue's, with SimConfig.noise = "decorrelation"
     background: float = 0.02  # additive background signal (the noise floor: a real FAZ is nearly black)
     background_noise: float = 0.03
     psf_sigma_um: float = 4.0  # lateral point-spread function
@@ -151,10 +157,10 @@ class AppearanceParams:
     tone_slope_3: float = 0.0
     tone_slope_4: float = 0.0
     tone_slope_5: float = 0.0
-    white_point: float = 1.0  # display value mapped to 255; brighter pixels clip (>= 1: none clip)
-    # > 0: the white point is the image's own: the brightest this fraction of pixels saturate (the
-    # export stretches each scan to its percentile; OCTA-500: 1.04 % at 3 mm); 0: the fixed white_point.
-    saturated_fraction: float = 0.0
+    # SimConfig.white_point = "fixed": the display value mapped to 255; brighter pixels clip (>= 1: none clip).
+    white_point: float = 1.0
+    # SimConfig.white_point = "percentile": the fraction of pixels that saturate (OCTA-500: about 1 %).
+    saturated_fraction: float = 0.01
     # The export's pixel-scale detail filter: gains on the bright and the dark deviations of each pixel from
     # its 0.7 px neighbourhood (appearance.DETAIL_SIGMA_PX), 1 = none; unequal gains reshape the finest
     # texture (peaks vs pits) without changing its power much.
@@ -222,8 +228,10 @@ class SimParams:
 
 # Presets mirror OCTA-500's two scan sizes.
 PRESETS: dict[str, SimConfig] = {
-    "3mm": SimConfig(field=FieldConfig(fov_mm=3.0, size_px=304), growth=GrowthConfig(), decorrelation_looks=8),
+    "3mm": SimConfig(field=FieldConfig(fov_mm=3.0, size_px=304), growth=GrowthConfig(), noise="decorrelation",
+                     white_point="percentile"),
     "6mm": SimConfig(
+        white_point="percentile",
         field=FieldConfig(fov_mm=6.0, size_px=400),
         growth=GrowthConfig(
             n_roots=10,
@@ -244,7 +252,7 @@ PRESETS: dict[str, SimConfig] = {
 }
 # The 3 mm field with a log-normal speckle on the signal in place of the drawn decorrelation: 1.6x faster to
 # generate, further from real scans in the classifier test (docs/results.md).
-PRESETS["3mm_lognormal"] = dataclasses.replace(PRESETS["3mm"], decorrelation_looks=0)
+PRESETS["3mm_lognormal"] = dataclasses.replace(PRESETS["3mm"], noise="speckle")
 
 
 def preset(name: str) -> SimConfig:
@@ -304,6 +312,10 @@ MAX_SIZE_PX = 2048
 MAX_BATCH_PIXELS = 1 << 24  # batch x size_px^2, e.g. batch 16 at 1024 px
 
 
+NOISE_MODES = ("speckle", "decorrelation")
+WHITE_POINT_MODES = ("fixed", "percentile")
+
+
 def validate(cfg: SimConfig) -> None:
     """Reject impossible static settings with a message that names the value."""
     f, g = cfg.field, cfg.growth
@@ -314,6 +326,12 @@ def validate(cfg: SimConfig) -> None:
     for name in ("n_roots", "generations", "steps_per_branch", "capillary_subdivisions", "deep_subdivisions"):
         if getattr(g, name) < 1:
             raise ValueError(f"growth.{name} must be >= 1, got {getattr(g, name)}")
+    if cfg.noise not in NOISE_MODES:
+        raise ValueError(f"noise must be one of {NOISE_MODES}, got {cfg.noise!r}")
+    if cfg.noise == "decorrelation" and cfg.decorrelation_looks < 1:
+        raise ValueError(f"decorrelation_looks must be >= 1 with noise='decorrelation', got {cfg.decorrelation_looks}")
+    if cfg.white_point not in WHITE_POINT_MODES:
+        raise ValueError(f"white_point must be one of {WHITE_POINT_MODES}, got {cfg.white_point!r}")
     if g.architecture not in ("colonisation", "branching"):
         raise ValueError(f"growth.architecture must be 'colonisation' or 'branching', got {g.architecture!r}")
     if not 0 <= g.disc_roots <= g.n_roots:

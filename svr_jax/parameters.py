@@ -42,7 +42,7 @@ DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
     FitParam("appearance.texture_strength", 0.0, 0.9),
     FitParam("appearance.texture_scale_um", 8.0, 58.0),
     FitParam("appearance.speckle", 0.05, 1.2),
-    FitParam("appearance.oct_noise", 0.0, 0.5),  # with SimConfig.decorrelation_looks > 0 (speckle without)
+    FitParam("appearance.oct_noise", 0.0, 0.5),  # with SimConfig.noise = "decorrelation" (speckle without)
     FitParam("appearance.background", 0.0, 0.4),
     FitParam("appearance.background_noise", 0.0, 0.3),
     FitParam("appearance.psf_sigma_um", 1.0, 19.0),
@@ -77,14 +77,16 @@ DEFAULT_FIT_PARAMS: tuple[FitParam, ...] = (
 )
 
 
-def active_fit_params(fit_params: Sequence[FitParam], cfg: SimConfig, params: SimParams) -> tuple[FitParam, ...]:
-    """``fit_params`` without the values that the image does not depend on under ``cfg`` and ``params``:
+def active_fit_params(fit_params: Sequence[FitParam], cfg: SimConfig) -> tuple[FitParam, ...]:
+    """``fit_params`` without the values that the image does not depend on under ``cfg``'s static modes:
     the noise model not in use (``speckle`` with the drawn decorrelation, ``oct_noise`` without) and the
-    fixed ``white_point`` when the percentile white point is on. Their gradient is zero, so a fitted value
-    would only be its start value written into the preset as if it meant something."""
-    dead = {"appearance.speckle" if cfg.decorrelation_looks > 0 else "appearance.oct_noise"}
-    if float(params.appearance.saturated_fraction) > 0:
-        dead.add("appearance.white_point")
+    white point not in use (``white_point`` with the percentile white point, ``saturated_fraction``
+    with the fixed one). Their gradient is zero, so a fitted value would only be its start value
+    written into the preset as if it meant something."""
+    dead = {
+        "appearance.speckle" if cfg.noise == "decorrelation" else "appearance.oct_noise",
+        "appearance.white_point" if cfg.white_point == "percentile" else "appearance.saturated_fraction",
+    }
     return tuple(p for p in fit_params if p.path not in dead)
 
 

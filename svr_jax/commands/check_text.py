@@ -121,7 +121,7 @@ def check(items, show: int = 5) -> dict:
 
 
 def run(job: CheckTextJob) -> None:
-    from .generate import enable_compilation_cache
+    from ..runtime import enable_compilation_cache
 
     if job.folder is not None:
         result = check(_folder_texts(job.folder), job.show)

@@ -82,7 +82,7 @@ def parse(cfg) -> FitJob:
     else:
         classes = (tuple(diseases),)
     if cfg.fit_params is None:
-        fit_params = active_fit_params(DEFAULT_FIT_PARAMS, sim, params)
+        fit_params = active_fit_params(DEFAULT_FIT_PARAMS, sim)
     else:
         fit_params = fit_param_by_path([str(p) for p in cfg.fit_params])
     out = Path(cfg.out)

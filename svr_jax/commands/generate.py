@@ -12,13 +12,6 @@ from ..jobs import GenerateJob
 from ..pathology import STAGES, PathologyConfig
 from ..presets import sim_and_params
 from ..variability import DEFAULT_VARIABILITY
-
-# Library helpers that lived here once; scripts that still import them from here keep working. Import
-# them from their modules: svr_jax.presets, svr_jax.variability, svr_jax.batch, svr_jax.runtime.
-from ..batch import batched_simulator as batched_simulator  # noqa: E402,F401,I001
-from ..presets import preset_params as preset_params  # noqa: E402,F401
-from ..runtime import enable_compilation_cache as enable_compilation_cache  # noqa: E402,F401
-from ..variability import default_variability as default_variability  # noqa: E402,F401
 from .schema import FovSchema, ParamsOverride, StageSchema, overrides_dict, require_at_least
 
 

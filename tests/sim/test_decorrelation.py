@@ -116,7 +116,7 @@ def test_the_appearance_switches_to_it_and_stays_in_range(small_cfg, small_param
     signal = jnp.zeros((small_cfg.field.size_px,) * 2).at[40:56, :].set(0.8)
     key = jax.random.key(6)
     lognormal = svr.apply_appearance(key, small_params.appearance, signal, jnp.zeros_like(signal), small_cfg)
-    drawn_cfg = dataclasses.replace(small_cfg, decorrelation_looks=4)
+    drawn_cfg = dataclasses.replace(small_cfg, noise="decorrelation", decorrelation_looks=4)
     drawn = svr.apply_appearance(key, small_params.appearance, signal, jnp.zeros_like(signal), drawn_cfg)
     lognormal, drawn = np.asarray(lognormal), np.asarray(drawn)
     assert not np.allclose(lognormal, drawn)

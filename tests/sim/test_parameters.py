@@ -31,7 +31,7 @@ def test_presets_hold_no_dead_value_and_stay_in_the_fit_bounds(fov):
     from omegaconf import OmegaConf
 
     sim, params = preset_params(fov)
-    active = {p.path for p in active_fit_params(DEFAULT_FIT_PARAMS, sim, params)}
+    active = {p.path for p in active_fit_params(DEFAULT_FIT_PARAMS, sim)}
     dead = {p.path for p in DEFAULT_FIT_PARAMS} - active
     assert dead, "every preset has a noise model or white point not in use"
     stored = OmegaConf.to_container(OmegaConf.load(conf_dir() / "fov" / f"{fov}.yaml").params)
@@ -44,3 +44,20 @@ def test_presets_hold_no_dead_value_and_stay_in_the_fit_bounds(fov):
             group, name = path.split(".")
             value = float(getattr(getattr(params, group), name))
             assert bounds[0] <= value <= bounds[1], (fov, path, value, bounds)
+
+
+def test_the_static_modes_pick_the_dead_values_and_refuse_unknown_modes():
+    """The noise model and the white point are static options of SimConfig: the parameter of the mode
+    not in use is left out of a fit whatever its value; a mode the simulator does not know is refused."""
+    from svr_jax.config import SimConfig, validate
+
+    paths = {p.path for p in DEFAULT_FIT_PARAMS}
+    for noise, white, dead in (("speckle", "fixed", {"appearance.oct_noise"}),
+                               ("decorrelation", "percentile", {"appearance.speckle", "appearance.white_point"})):
+        active = {p.path for p in active_fit_params(DEFAULT_FIT_PARAMS, SimConfig(noise=noise, white_point=white))}
+        assert paths - active == dead
+    for field, value in (("noise", "gaussian"), ("white_point", "auto")):
+        with pytest.raises(ValueError, match=field):
+            validate(dataclasses.replace(SimConfig(), **{field: value}))
+    with pytest.raises(ValueError, match="decorrelation_looks"):
+        validate(SimConfig(noise="decorrelation", decorrelation_looks=0))

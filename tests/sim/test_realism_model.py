@@ -168,7 +168,8 @@ def test_fitted_presets_are_the_command_defaults():
             for name, value in values.items():
                 assert float(getattr(getattr(params, group), name)) == pytest.approx(value), (fov, group, name)
         assert params != svr.default_params(cfg)
-    assert preset_params("3mm")[0].decorrelation_looks == 8 and preset_params("3mm_lognormal")[0].decorrelation_looks == 0
+    assert preset_params("3mm")[0].noise == "decorrelation" and preset_params("3mm_lognormal")[0].noise == "speckle"
+    assert {preset_params(fov)[0].white_point for fov in ("3mm", "6mm", "3mm_lognormal")} == {"percentile"}
 
 
 def test_transfer_function_scales_each_frequency_by_its_gain():
@@ -257,28 +258,30 @@ def test_detail_filter_scales_bright_and_dark_deviations_apart():
 
 
 def test_saturated_fraction_takes_the_white_point_from_the_image(small_cfg):
-    """saturated_fraction f: the white point is the image's k-th brightest pixel, k = round(f x pixels)
-    (oracle: a full sort), so the brightest f of the pixels saturate whatever the scan's brightness, as
-    in the exported scans."""
+    """white_point="percentile", saturated_fraction f: the white point is the image's k-th brightest pixel,
+    k = round(f x pixels) (oracle: a full sort), so the brightest f of the pixels saturate whatever the
+    scan's brightness, as in the exported scans; "fixed" ignores f."""
     image = jax.random.uniform(jax.random.key(0), (40, 50))
     ranked = np.sort(np.asarray(image).reshape(-1))[::-1]
-    for fraction, k in ((0.01, 20), (0.0126, 25), (0.04, 80), (1e-5, 1)):
-        got = float(white_point(image, _flat_appearance(saturated_fraction=fraction)))
+    for fraction, k in ((0.01, 20), (0.0126, 25), (0.04, 80), (1e-5, 1), (0.0, 1)):
+        got = float(white_point(image, _flat_appearance(saturated_fraction=fraction), "percentile"))
         assert got == ranked[k - 1]
-    assert float(white_point(image, _flat_appearance(white_point=0.8))) == pytest.approx(0.8)  # f = 0: the fixed one
+    fixed = _flat_appearance(white_point=0.8, saturated_fraction=0.04)
+    assert float(white_point(image, fixed, "fixed")) == pytest.approx(0.8)
 
-    size = small_cfg.field.size_px
+    cfg = dataclasses.replace(small_cfg, white_point="percentile")
+    size = cfg.field.size_px
     signal = jax.random.uniform(jax.random.key(1), (size, size))
     key = jax.random.key(2)
     n_pixels = size * size
     for brightness in (0.5, 2.0):
-        out = np.asarray(apply_appearance(key, _flat_appearance(saturated_fraction=0.02), brightness * signal, signal, small_cfg))
+        out = np.asarray(apply_appearance(key, _flat_appearance(saturated_fraction=0.02), brightness * signal, signal, cfg))
         assert np.sum(out >= 1.0) == round(0.02 * n_pixels)
     # The fit's gradients pass through the image's own white point (to the k-th brightest pixel).
     flat = _flat_appearance(saturated_fraction=0.02)
-    grad = jax.grad(lambda gamma: jnp.mean(apply_appearance(key, dataclasses.replace(flat, gamma=gamma), signal, signal, small_cfg)))(1.0)
+    grad = jax.grad(lambda gamma: jnp.mean(apply_appearance(key, dataclasses.replace(flat, gamma=gamma), signal, signal, cfg)))(1.0)
     assert np.isfinite(float(grad)) and float(grad) < 0  # a higher gamma darkens the mid-tones below the fixed top
-    pixel_grad = np.asarray(jax.grad(lambda img: white_point(img, flat))(image))
+    pixel_grad = np.asarray(jax.grad(lambda img: white_point(img, flat, "percentile"))(image))
     assert np.sum(pixel_grad != 0) == 1 and pixel_grad.reshape(-1)[np.argsort(-np.asarray(image).reshape(-1))[round(0.02 * 2000) - 1]] == 1.0
 
 
