@@ -27,15 +27,18 @@ demo: $(STAMP)
 	$(VENV)/bin/svr export n=256 out=$(OUT)
 
 # JAX and torch tests run in separate processes; torch single-threaded. `make test` leaves out the
-# long statistical checks (@pytest.mark.slow); `make test-all` runs them too.
+# long statistical checks (@pytest.mark.slow); `make test-all` runs them too. The JAX tests run in
+# TEST_WORKERS processes (pytest-xdist), one test file per process at a time: most of their time is
+# XLA compilation, which uses one core.
 PYTEST_MARK ?= not slow
+TEST_WORKERS ?= 2
 test: $(STAMP) chromium
-	$(VENV)/bin/python -m pytest -m "$(PYTEST_MARK)" tests/sim
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "$(PYTEST_MARK)" tests/sim
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/python -m pytest -m "$(PYTEST_MARK)" tests/vlm
 
 # Only the long checks (CI runs `make test` and then this: every test once).
 test-slow: $(STAMP) chromium
-	$(VENV)/bin/python -m pytest -m slow tests/sim || [ $$? -eq 5 ]
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m slow tests/sim || [ $$? -eq 5 ]
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/python -m pytest -m slow tests/vlm || [ $$? -eq 5 ]
 
 test-all: $(STAMP)

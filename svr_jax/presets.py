@@ -21,8 +21,9 @@ def conf_dir() -> Path:
     return Path(os.environ.get("SVR_CONF_DIR", Path(__file__).resolve().parent / "conf"))
 
 
-def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params: dict):
-    """Preset -> static config and parameters with the preset's fitted values and user overrides."""
+def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params: dict, architecture=None):
+    """Preset -> static config and parameters with the preset's fitted values and user overrides;
+    ``architecture`` ("branching" | "colonisation", None: the preset's) picks the vessel trees."""
     from . import config as config_lib
     from .parameters import check_params
 
@@ -38,6 +39,8 @@ def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params
             fov_mm=sim.field.fov_mm if fov_mm is None else float(fov_mm),
         )
         sim = dataclasses.replace(sim, field=field)
+    if architecture is not None:
+        sim = dataclasses.replace(sim, growth=dataclasses.replace(sim.growth, architecture=str(architecture)))
     config_lib.validate(sim)
     params = config_lib.default_params(sim)
     params = config_lib.params_from_dict(params, fov_params)

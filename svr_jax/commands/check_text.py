@@ -27,6 +27,7 @@ class CheckTextSchema:
     batch: int = 32
     size_px: Optional[int] = None
     fov_mm: Optional[float] = None
+    architecture: Optional[str] = None  # vessel trees: branching | colonisation (opt-in, presets not fitted to it)
     dir: Optional[str] = None  # an exported folder instead of simulating
     show: int = 5  # contradictions printed in full
     fov: FovSchema = dataclasses.field(default_factory=FovSchema)
@@ -61,7 +62,8 @@ def parse(cfg) -> CheckTextJob:
             raise OSError(f"dir {str(folder)!r} is not a directory")
         if not any(folder.rglob("*.jsonl")) and not any(folder.rglob("*.parquet")):
             raise OSError(f"dir {str(folder)!r} holds no *.jsonl or *.parquet records")
-    sim, params = sim_and_params(cfg.fov.name, cfg.size_px, cfg.fov_mm, overrides_dict(cfg.fov.params), overrides_dict(cfg.params))
+    sim, params = sim_and_params(cfg.fov.name, cfg.size_px, cfg.fov_mm, overrides_dict(cfg.fov.params), overrides_dict(cfg.params),
+                                 architecture=cfg.architecture)
     return CheckTextJob(sim=sim, params=params, stage=pathology, n=int(cfg.n), seed=int(cfg.seed),
                         first_index=int(cfg.first_index), batch=int(cfg.batch), folder=folder, show=int(cfg.show))
 

@@ -33,6 +33,7 @@ class ExportSchema:
     batch: int = 16
     size_px: Optional[int] = None
     fov_mm: Optional[float] = None
+    architecture: Optional[str] = None  # vessel trees: branching | colonisation (opt-in, presets not fitted to it)
     masks: bool = True  # mask PNG columns in the shards
     variability: float = DEFAULT_VARIABILITY  # per-sample parameter spread around the preset; 0: none
     llamafactory: bool = True  # JSONL + image folder view with dataset_info.json
@@ -74,7 +75,8 @@ def parse(cfg) -> ExportJob:
     tasks = tuple((k, float(v)) for k, v in weights.items() if float(v) > 0)
     if not tasks:
         raise ValueError("tasks: give at least one task a positive weight")
-    sim, params = sim_and_params(cfg.fov.name, cfg.size_px, cfg.fov_mm, overrides_dict(cfg.fov.params), overrides_dict(cfg.params))
+    sim, params = sim_and_params(cfg.fov.name, cfg.size_px, cfg.fov_mm, overrides_dict(cfg.fov.params), overrides_dict(cfg.params),
+                                 architecture=cfg.architecture)
     from ..config import validate_batch
     from ..io import check_writable
 

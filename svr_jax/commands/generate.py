@@ -24,6 +24,7 @@ class GenerateSchema:
     batch: int = 32
     size_px: Optional[int] = None
     fov_mm: Optional[float] = None
+    architecture: Optional[str] = None  # vessel trees: branching | colonisation (opt-in, presets not fitted to it)
     contact_sheet: bool = True
     masks: bool = True
     variability: float = DEFAULT_VARIABILITY  # per-sample parameter spread around the preset; 0: none
@@ -56,7 +57,8 @@ def parse_pathology(cfg) -> PathologyConfig:
 def parse(cfg) -> GenerateJob:
     require_at_least(cfg, 1, "n", "batch")
     require_at_least(cfg, 0, "first_index")
-    sim, params = sim_and_params(cfg.fov.name, cfg.size_px, cfg.fov_mm, overrides_dict(cfg.fov.params), overrides_dict(cfg.params))
+    sim, params = sim_and_params(cfg.fov.name, cfg.size_px, cfg.fov_mm, overrides_dict(cfg.fov.params), overrides_dict(cfg.params),
+                                 architecture=cfg.architecture)
     pathology = parse_pathology(cfg)
     out = Path(cfg.out)
     from ..io import check_writable

@@ -6,7 +6,11 @@ import pytest
 
 import svr_jax as svr
 from svr_jax.realdata import default_octa500_dir
+from svr_jax.runtime import enable_compilation_cache
 
+# The CLI's persistent XLA cache (SVR_JAX_CACHE) for every test, not only for those that happen to run
+# after an in-process `svr export`: a second `make test` skips most compilation.
+enable_compilation_cache()
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -97,6 +97,7 @@ def test_variability_is_per_sample_and_reproducible(tmp_path):
         ("fov=9mm", "Could not find 'fov/9mm'"),
         ("params.appearance.gainz=2", "Could not override 'params.appearance.gainz'"),
         ("variability=-1", "variability must be >= 0"),
+        ("architecture=trees", "growth.architecture must be 'colonisation' or 'branching'"),
     ],
 )
 def test_bad_input_one_error_line_no_output(tmp_path, capsys, override, message):
@@ -136,3 +137,18 @@ def test_program_reexecutes_once_with_hugepage_malloc():
     assert out.splitlines() == ["run ['a']", f"glibc.malloc.check=0:{HUGEPAGE_MALLOC} ['x=1']"]
     usage = subprocess.run([sys.executable, "-m", "svr_jax.cli", "--help"], env=env, capture_output=True, text=True, check=True)
     assert usage.stdout.startswith("usage: svr")
+
+
+@pytest.mark.parametrize("command", ["generate", "export", "check-text"])
+def test_architecture_picks_the_vessel_trees_and_changes_the_identity(command):
+    """`architecture=colonisation` reaches the static config of every command that simulates; it is part
+    of the config hash (an export folder of one architecture refuses the other)."""
+    import importlib
+
+    module = importlib.import_module(cli.COMMANDS[command])
+    jobs = {arch: module.parse(cli.compose(command, [] if arch is None else [f"architecture={arch}"])) for arch in (None, "colonisation")}
+    sims = {arch: (job.base if command == "export" else job).sim for arch, job in jobs.items()}
+    assert sims[None].growth.architecture == "branching" and sims["colonisation"].growth.architecture == "colonisation"
+    if command != "check-text":
+        hashes = {(job.base if command == "export" else job).config_hash() for job in jobs.values()}
+        assert len(hashes) == 2

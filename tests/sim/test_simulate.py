@@ -45,6 +45,9 @@ def test_vmap_equals_loop(small_cfg, small_params, simulate_jit):
         np.testing.assert_array_equal(np.asarray(batched.masks["vessel"][i]), np.asarray(single.masks["vessel"]))
 
 
+# Eager execution compiles every primitive on its own: over a minute even at 48 px. The stages' own
+# jit == eager checks stay in `make test` (colonisation growth, the pathology operators).
+@pytest.mark.slow
 def test_jit_equals_no_jit(tiny_cfg, small_params):
     key = jax.random.key(11)
     fast = jax.jit(lambda k, p: svr.simulate(k, p, tiny_cfg))(key, small_params)
