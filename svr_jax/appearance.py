@@ -14,7 +14,7 @@ Stages, in acquisition order (each differentiable in its parameters):
 2. capillary-scale texture: slowly varying multiplicative flow heterogeneity;
 3. decorrelation noise: with ``SimConfig.noise = "decorrelation"`` the device's measurement itself,
    drawn (``decorrelation``: each of that many depth samples in flow with probability 1 - exp(-signal),
-   else static tissue decorrelated by the OCT noise ``oct_noise``); with 0, a log-normal multiplicative
+   else static tissue decorrelated by the OCT noise ``oct_noise``); with ``"speckle"``, a log-normal multiplicative
    speckle (``speckle``); plus a noisy background (the noise floor);
 4. point-spread function: Gaussian lateral blur, wider along the slow (row-to-row) axis by ``psf_aspect``,
    then the rest of the system transfer function: a smooth radial gain over spatial frequency
@@ -219,6 +219,8 @@ def white_point(image: jax.Array, ap: AppearanceParams, mode: str) -> jax.Array:
     whatever its brightness; a fixed white point saturates 0 to 2 %."""
     if mode == "fixed":
         return jnp.maximum(ap.white_point, 0.5)
+    if mode != "percentile":
+        raise ValueError(f"white point mode must be 'fixed' or 'percentile', got {mode!r}")
     flat = image.reshape(-1)
     frozen = jax.lax.stop_gradient(flat)
     k = jnp.maximum(jnp.round(jnp.clip(ap.saturated_fraction, 0.0, 1.0) * flat.shape[0]), 1.0)
