@@ -13,7 +13,7 @@ Stages, in acquisition order (each differentiable in its parameters):
    exponential;
 2. capillary-scale texture: slowly varying multiplicative flow heterogeneity;
 3. decorrelation noise: with ``SimConfig.noise = "decorrelation"`` the device's measurement itself,
-   drawn (``decorrelation``: each of that many depth samples in flow with probability 1 - exp(-signal),
+   drawn (``decorrelation``: each of ``decorrelation_looks`` depth samples in flow with probability 1 - exp(-signal),
    else static tissue decorrelated by the OCT noise ``oct_noise``); with ``"speckle"``, a log-normal multiplicative
    speckle (``speckle``); plus a noisy background (the noise floor);
 4. point-spread function: Gaussian lateral blur, wider along the slow (row-to-row) axis by ``psf_aspect``,
