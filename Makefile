@@ -28,8 +28,8 @@ demo: $(STAMP)
 
 # JAX and torch tests run in separate processes; torch single-threaded. `make test` leaves out the
 # long statistical checks (@pytest.mark.slow); `make test-all` runs them too. The JAX tests run in
-# TEST_WORKERS processes (pytest-xdist), one test file per process at a time: most of their time is
-# XLA compilation, which uses one core.
+# TEST_WORKERS processes (pytest-xdist), one test file per process at a time: one process leaves a core
+# idle through its single-threaded stretches (Python, tracing, file I/O); docs/experiments/runtime.md.
 PYTEST_MARK ?= not slow
 TEST_WORKERS ?= 2
 test: $(STAMP) chromium

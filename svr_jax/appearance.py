@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .config import AppearanceParams, SimConfig
+from .config import WHITE_POINT_MODES, AppearanceParams, SimConfig
 from .decorrelation import simulated_decorrelation
 
 # Bounds on blur widths: they fix the static kernel sizes.
@@ -219,8 +219,8 @@ def white_point(image: jax.Array, ap: AppearanceParams, mode: str) -> jax.Array:
     whatever its brightness; a fixed white point saturates 0 to 2 %."""
     if mode == "fixed":
         return jnp.maximum(ap.white_point, 0.5)
-    if mode != "percentile":
-        raise ValueError(f"white point mode must be 'fixed' or 'percentile', got {mode!r}")
+    if mode not in WHITE_POINT_MODES:
+        raise ValueError(f"white_point must be one of {WHITE_POINT_MODES}, got {mode!r}")
     flat = image.reshape(-1)
     frozen = jax.lax.stop_gradient(flat)
     k = jnp.maximum(jnp.round(jnp.clip(ap.saturated_fraction, 0.0, 1.0) * flat.shape[0]), 1.0)
