@@ -30,10 +30,14 @@ demo: $(STAMP)
 # long statistical checks (@pytest.mark.slow); `make test-all` runs them too. The JAX tests run in
 # TEST_WORKERS processes (pytest-xdist), one test file per process at a time: one process leaves a core
 # idle through its single-threaded stretches (Python, tracing, file I/O); docs/experiments/runtime.md.
+# XLA's backend optimisation level 1 in `make test`: half the compile time of the default (2), which is
+# most of a first run; results agree to float32 rounding (docs/experiments/runtime.md). `make test-slow`
+# (CI runs both) compiles at the default level, as `svr` does.
 PYTEST_MARK ?= not slow
 TEST_WORKERS ?= 2
+TEST_XLA_FLAGS ?= --xla_backend_optimization_level=1
 test: $(STAMP) chromium
-	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "$(PYTEST_MARK)" tests/sim
+	XLA_FLAGS="$(TEST_XLA_FLAGS) $$XLA_FLAGS" $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "$(PYTEST_MARK)" tests/sim
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(VENV)/bin/python -m pytest -m "$(PYTEST_MARK)" tests/vlm
 
 # Only the long checks (CI runs `make test` and then this: every test once).

@@ -166,7 +166,7 @@ def fit(
         raise ValueError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
     fit_params = tuple(fit_params)
     started = time.perf_counter()
-    optimizer = optax.chain(optax.clip_by_global_norm(5.0), optax.adam(optax.cosine_decay_schedule(lr, steps, alpha=0.1)))
+    optimizer = _optimizer(lr, steps)
     logits = to_unconstrained(select(base, fit_params), fit_params)
     state = dict(logits=logits, opt=optimizer.init(logits), step=jnp.asarray(0, jnp.int32),
                  losses=jnp.full((steps,), jnp.nan, jnp.float32),
@@ -201,27 +201,13 @@ def fit(
                          group_losses={g: extend(v) for g, v in restored["group_losses"].items()})
             resumed_from = int(state["step"])
 
-    loss_fn = make_loss(cfg, base, fit_params, real, joint_weight=joint_weight, variability=variability)
-
-    @jax.jit
-    def train_step(state, keys):
-        (loss, groups), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["logits"], keys)
-        grads = jnp.nan_to_num(grads)
-        updates, opt = optimizer.update(grads, state["opt"], state["logits"])
-        i = state["step"]
-        return dict(
-            logits=optax.apply_updates(state["logits"], updates),
-            opt=opt,
-            step=i + 1,
-            losses=state["losses"].at[i].set(loss),
-            group_losses={g: state["group_losses"][g].at[i].set(groups[g]) for g in groups},
-        )
-
+    static = dict(cfg=cfg, fit_params=fit_params, lr=float(lr), steps=int(steps), joint_weight=float(joint_weight),
+                  variability=float(variability))
     step_times = []
     bar = tqdm(total=steps, initial=resumed_from, desc="fit", unit="step", disable=not progress)
     for step in range(resumed_from, steps):
         t0 = time.perf_counter()
-        state = train_step(state, step_keys(seed, step, batch))
+        state = _train_step(state, step_keys(seed, step, batch), base, real, **static)
         loss = float(state["losses"][step])
         step_times.append(time.perf_counter() - t0)
         bar.set_postfix(loss=f"{loss:.3f}")
@@ -243,6 +229,29 @@ def fit(
         seconds=time.perf_counter() - started,
         step_seconds=float(np.median(step_times[1:])) if len(step_times) > 1 else float("nan"),
         resumed_from=resumed_from,
+    )
+
+
+def _optimizer(lr: float, steps: int) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(5.0), optax.adam(optax.cosine_decay_schedule(lr, steps, alpha=0.1)))
+
+
+# One program per (config, fitted parameters, schedule): the start point and the real summary are
+# arguments, not constants baked into the program, so a resumed fit, or a fit of the same parameters
+# to other data, reuses the compiled step (and the persistent XLA cache) instead of compiling anew.
+@functools.partial(jax.jit, static_argnames=("cfg", "fit_params", "lr", "steps", "joint_weight", "variability"))
+def _train_step(state, keys, base, real, *, cfg, fit_params, lr, steps, joint_weight, variability):
+    loss_fn = make_loss(cfg, base, fit_params, real, joint_weight=joint_weight, variability=variability)
+    (loss, groups), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["logits"], keys)
+    grads = jnp.nan_to_num(grads)
+    updates, opt = _optimizer(lr, steps).update(grads, state["opt"], state["logits"])
+    i = state["step"]
+    return dict(
+        logits=optax.apply_updates(state["logits"], updates),
+        opt=opt,
+        step=i + 1,
+        losses=state["losses"].at[i].set(loss),
+        group_losses={g: state["group_losses"][g].at[i].set(groups[g]) for g in groups},
     )
 
 

@@ -9,8 +9,10 @@ from svr_jax.realdata import default_octa500_dir
 from svr_jax.runtime import enable_compilation_cache
 
 # The CLI's persistent XLA cache (SVR_JAX_CACHE) for every test, not only for those that happen to run
-# after an in-process `svr export`: a second `make test` skips most compilation.
+# after an in-process `svr export`: a second `make test` skips most compilation. Unlike the CLI, the tests
+# keep programs of any compile time: hundreds of small ones (eager oracles, single operators) add up.
 enable_compilation_cache()
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -20,8 +20,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def tiny_config() -> svr.SimConfig:
+    """The 3 mm preset's imaging model on a 1 mm, 64 px field with small trees (the fit tests move
+    appearance parameters; small trees make a program that compiles in a fraction of the time)."""
     cfg = svr.preset("3mm")
-    return dataclasses.replace(cfg, field=dataclasses.replace(cfg.field, size_px=64, fov_mm=1.0))
+    growth = svr.GrowthConfig(n_roots=4, generations=3, steps_per_branch=3, capillary_spacing_um=40.0, deep_spacing_um=55.0)
+    return dataclasses.replace(cfg, field=dataclasses.replace(cfg.field, size_px=64, fov_mm=1.0), growth=growth)
 
 
 def test_statistics_shapes_and_gradients():
@@ -161,14 +164,28 @@ class Interrupt(Exception):
     pass
 
 
-def test_tiny_fit_lowers_the_loss_and_resumes(tmp_path):
+# The tiny fits below share one fit (config, parameters, schedule, joint term): one compiled step.
+TINY_FIT = dict(steps=8, batch=4, lr=0.2, progress=False)
+
+
+def tiny_fit_problem():
+    """(config, start, fitted parameters) of the tiny fits."""
     cfg = tiny_config()
-    start = svr.default_params(cfg)
+    return cfg, svr.default_params(cfg), fit_lib.fit_param_by_path(["appearance.gain", "appearance.speckle"])
+
+
+def tiny_fit_setup(n_real: int):
+    """``tiny_fit_problem`` and a real summary (with the joint term) of the simulator's own images at
+    gain 2.2, speckle 0.8."""
+    cfg, start, chosen = tiny_fit_problem()
     target = dataclasses.replace(start, appearance=dataclasses.replace(start.appearance, gain=2.2, speckle=0.8))
-    real_images = fit_lib.simulate_images(target, cfg, n=16, seed=99)
-    _, real = fit_lib.real_summary(real_images, cfg)
-    chosen = fit_lib.fit_param_by_path(["appearance.gain", "appearance.speckle"])
-    kwargs = dict(steps=8, batch=4, lr=0.2, fit_params=chosen, checkpoint_dir=tmp_path / "ck", checkpoint_every=2, progress=False)
+    _, real = fit_lib.real_summary(fit_lib.simulate_images(target, cfg, n=n_real, seed=99), cfg, joint=True)
+    return cfg, start, real, chosen
+
+
+def test_tiny_fit_lowers_the_loss_and_resumes(tmp_path):
+    cfg, start, real, chosen = tiny_fit_setup(16)
+    kwargs = dict(TINY_FIT, fit_params=chosen, checkpoint_dir=tmp_path / "ck", checkpoint_every=2)
 
     def stop_after_4(done, loss):
         if done == 4:
@@ -187,26 +204,20 @@ def test_tiny_fit_lowers_the_loss_and_resumes(tmp_path):
 
 
 def test_tiny_fit_with_the_joint_term_lowers_it():
-    cfg = tiny_config()
-    start = svr.default_params(cfg)
-    target = dataclasses.replace(start, appearance=dataclasses.replace(start.appearance, gain=2.2, speckle=0.8))
-    _, real = fit_lib.real_summary(fit_lib.simulate_images(target, cfg, n=48, seed=99), cfg, joint=True)
-    chosen = fit_lib.fit_param_by_path(["appearance.gain", "appearance.speckle"])
-    result = fit_lib.fit(cfg, start, real, steps=8, batch=4, lr=0.2, fit_params=chosen, progress=False)
+    cfg, start, real, chosen = tiny_fit_setup(48)
+    result = fit_lib.fit(cfg, start, real, fit_params=chosen, **TINY_FIT)
     joint = result.group_losses["joint"]
     assert np.all(np.isfinite(joint)) and joint[-2:].mean() < 0.5 * joint[:2].mean()
 
 
 def test_a_checkpoint_fitted_to_another_joint_shrinkage_is_refused(tmp_path):
     # Same images, same means: only the joint term's whitener differs, and the fit's target with it.
-    cfg = tiny_config()
-    start = svr.default_params(cfg)
+    cfg, start, chosen = tiny_fit_problem()
     images = fit_lib.simulate_images(start, cfg, n=8, seed=5)
-    chosen = fit_lib.fit_param_by_path(["appearance.gain"])
-    kwargs = dict(steps=2, batch=2, lr=0.1, fit_params=chosen, checkpoint_dir=tmp_path / "ck", checkpoint_every=1, progress=False)
+    kwargs = dict(TINY_FIT, fit_params=chosen, checkpoint_dir=tmp_path / "ck", checkpoint_every=4)
     summaries = [fit_lib.real_summary(images, cfg, joint=True, joint_shrinkage=s)[1] for s in (0.1, 0.01)]
     fit_lib.fit(cfg, start, summaries[0], **kwargs)
-    assert fit_lib.fit(cfg, start, summaries[0], **kwargs).resumed_from == 2
+    assert fit_lib.fit(cfg, start, summaries[0], **kwargs).resumed_from == TINY_FIT["steps"]
     with pytest.raises(ValueError, match="different fit"):
         fit_lib.fit(cfg, start, summaries[1], **kwargs)
 
@@ -234,16 +245,17 @@ def test_population_images_draw_each_samples_parameters_like_a_loop_over_keys():
     from svr_jax.simulate import simulate
     from svr_jax.variability import per_sample_params
 
+    # (simulate_images is population_images in chunks of 16 keys; at variability 0 it is the tiny fits'
+    # program. The oracle draws each key's parameters outside the program: one compilation for both.)
     cfg = tiny_config()
     params = svr.default_params(cfg)
     keys = fit_lib.step_keys(3, 0, 3)
-    population = jax.jit(fit_lib.population_images, static_argnums=(2, 3))
-    one = jax.jit(lambda key, scale: simulate(key, per_sample_params(key, params, scale), cfg).image, static_argnums=1)
-    got = np.asarray(population(keys, params, cfg, 0.5))
+    one = jax.jit(lambda key, p: simulate(key, p, cfg).image)
+    got = fit_lib.simulate_images(params, cfg, n=3, seed=3, variability=0.5)
     for i in range(3):
-        np.testing.assert_allclose(got[i], np.asarray(one(keys[i], 0.5)), atol=1e-4)
-    fixed = np.asarray(population(keys, params, cfg, 0.0))
-    np.testing.assert_allclose(fixed[0], np.asarray(one(keys[0], 0.0)), atol=1e-4)
+        np.testing.assert_allclose(got[i], np.asarray(one(keys[i], per_sample_params(keys[i], params, 0.5))), atol=1e-4)
+    fixed = fit_lib.simulate_images(params, cfg, n=3, seed=3)
+    np.testing.assert_allclose(fixed[0], np.asarray(one(keys[0], per_sample_params(keys[0], params, 0.0))), atol=1e-4)
     assert np.abs(fixed - got).max() > 0.05  # the draws did change the images
 
 

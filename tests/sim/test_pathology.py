@@ -61,7 +61,7 @@ def mixed_500(request):
 def small_stage_sim(small_cfg):
     """jit(simulate) on the small field: "normal" (healthy pipeline) or "traced" (stage id argument)."""
     programs = dict(
-        normal=jax.jit(lambda key, p: simulate(key, p, small_cfg, "normal")),
+        normal=jax.jit(lambda key, params: simulate(key, params, small_cfg, "normal")),
         traced=jax.jit(lambda key, p, stage: simulate(key, p, small_cfg, stage)),
     )
     return programs.__getitem__

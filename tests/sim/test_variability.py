@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from svr_jax import config as config_lib
-from svr_jax.simulate import sample_keys, simulate
+from svr_jax.simulate import sample_keys, simulate, simulate_batch
 from svr_jax.variability import ADDITIVE, COMPLEMENTS, SPREADS, sample_params, variability_key
 
 
@@ -44,28 +44,28 @@ def test_spread_matches_the_table_and_fractions_stay_valid():
             assert np.std(np.log(values / base)) == pytest.approx(sd, rel=0.1), name
 
 
-def test_varied_batch_renders_and_differs_per_sample():
-    cfg = config_lib.SimConfig(field=config_lib.FieldConfig(fov_mm=1.5, size_px=96))
-    params = config_lib.default_params(cfg)
+# The programs below are written as tests/sim/test_simulate.py writes them (same lambdas, same small
+# config, parameters as arguments): the persistent XLA cache compiles each once for both files.
+def test_varied_batch_renders_and_differs_per_sample(small_cfg, small_params):
     keys = sample_keys(0, jnp.arange(4))
-    run = jax.jit(jax.vmap(lambda k: simulate(k, sample_params(variability_key(k), params), cfg)))
-    images = np.asarray(run(keys).image)
+    varied = jax.jit(jax.vmap(lambda k, p: simulate(k, sample_params(variability_key(k), p), small_cfg), in_axes=(0, None)))
+    images = np.asarray(varied(keys, small_params).image)
     assert np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
-    plain = np.asarray(jax.jit(jax.vmap(lambda k: simulate(k, params, cfg)))(keys).image)
+    plain = np.asarray(jax.jit(lambda k, p: simulate_batch(k, p, small_cfg))(keys, small_params).image)
     assert not np.allclose(images, plain)
     means = images.mean((1, 2))
     assert np.ptp(means) > 0.01  # brightness varies between samples
 
 
-def test_illumination_field_varies_the_signal_slowly():
-    cfg = config_lib.SimConfig(field=config_lib.FieldConfig(fov_mm=1.5, size_px=96))
-    params = config_lib.default_params(cfg)
+def test_illumination_field_varies_the_signal_slowly(small_cfg, small_params):
+    params = small_params
     flat = dataclasses.replace(params, appearance=dataclasses.replace(params.appearance, illumination_sd=0.0))
     strong = dataclasses.replace(params, appearance=dataclasses.replace(params.appearance, illumination_sd=0.5))
     key = jax.random.key(7)
-    a, b = (np.asarray(jax.jit(simulate, static_argnums=2)(key, p, cfg).image) for p in (flat, strong))
+    one = jax.jit(lambda key, params: simulate(key, params, small_cfg))
+    a, b = (np.asarray(one(key, p).image) for p in (flat, strong))
     blocks = lambda im: im.reshape(4, 24, 4, 24).mean((1, 3))  # 0.375 mm blocks
     assert np.std(np.log(blocks(b) / blocks(a))) > 0.1  # a gain field across the field ...
     grad = jax.jit(jax.grad(lambda s: jnp.mean(simulate(key, dataclasses.replace(params, appearance=dataclasses.replace(
-        params.appearance, illumination_sd=s)), cfg).image ** 2)))(0.2)
+        params.appearance, illumination_sd=s)), small_cfg).image ** 2)))(0.2)
     assert np.isfinite(grad) and grad != 0  # ... differentiable in its strength
