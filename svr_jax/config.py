@@ -124,6 +124,9 @@ class VesselParams:
     arcade_guidance: float = 0.0  # weight of the arcuate direction field far from the fovea
     growth_inertia: float = 0.3  # weight of a node's own heading in its child's direction
     foveal_pull: float = 0.3  # weight of the direction to the fovea (the parafovea's demand) in growth
+    kind_owned_demand: float = 0.0  # fraction of the attractors serving one kind only (A-V overlap and crossings)
+    tree_radius_sd: float = 0.0  # log sd of a per-tree factor on the leaf radius
+    leaf_radius_sd: float = 0.0  # log sd of a per-leaf factor on the leaf radius
 
 
 @_pytree
