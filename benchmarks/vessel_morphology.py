@@ -21,6 +21,9 @@ the skeleton); the orientation of the vessels relative to the direction to the f
 (mean |cos|: 1 = pointing at the fovea, 0 = running around it); the distance from each pixel to the
 nearest vessel (95th percentile and maximum, mm).
 
+On the synthetic graphs (the first 24 eyes), the exact crossings between large tree segments of the same
+kind and of an artery and a vein (``graph_crossings``): real masks have no A/V labels to count them on.
+
 The C2ST: logistic regression and boosted trees over those measurements, and a small CNN on the masks
 (128 × 128 px), each scored by 5-fold cross-validated balanced accuracy; ``mask_c2st_<field>`` is the
 highest of the three (0.5: indistinguishable, 1: always told apart). Each measure's own separation is
@@ -119,6 +122,37 @@ def synthetic_masks(fov: str, n: int, seed: int, batch: int = 16, architecture: 
             masks.append(lv[i] if sign[i] > 0 else lv[i][:, ::-1])
             right.append(sign[i] > 0)
     return np.stack(masks), float(np.mean(right))
+
+
+def graph_crossings(cfg, params, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per synthetic eye (the keys and per-sample parameters of ``mask_renderer``), the proper crossings
+    between two large tree segments (diameter >= 15 µm, as the mask) of the same kind, and of an artery
+    and a vein: counted on the graph, exactly, where the skeleton's count also takes two close branch
+    points for a crossing."""
+    import jax
+    import jax.numpy as jnp
+
+    import svr_jax as svr
+    from svr_jax.colonisation import segments_cross
+    from svr_jax.growth import tree_groups
+    from svr_jax.simulate import LARGE_VESSEL_MIN_DIAMETER_UM
+    from svr_jax.variability import default_variability, per_sample_params
+
+    stop = tree_groups(cfg)[-1].stop
+
+    def one(key):
+        g = svr.grow(jax.random.split(key)[0], per_sample_params(key, params, default_variability()), cfg).graph
+        return g.start_mm[:stop], g.end_mm[:stop], g.kind[:stop], g.valid[:stop] & (2 * g.radius_um[:stop] >= LARGE_VESSEL_MIN_DIAMETER_UM)
+
+    start, end, kind, use = (np.asarray(x) for x in jax.jit(jax.vmap(one))(svr.sample_keys(seed, jnp.arange(n))))
+    same, av = [], []
+    for i in range(n):
+        idx = np.flatnonzero(use[i])
+        s, e, k = start[i][idx], end[i][idx], kind[i][idx]
+        hit = np.triu(np.asarray(segments_cross(s[:, None], e[:, None], s[None], e[None], eps=1e-12)), 1)
+        same.append(int(np.sum(hit & (k[:, None] == k[None]))))
+        av.append(int(np.sum(hit & (k[:, None] != k[None]))))
+    return np.array(same), np.array(av)
 
 
 # ----------------------------------------------------------------------------------- measurements
@@ -283,7 +317,9 @@ def run_field(fov: str, args) -> dict:
     t0 = time.time()
     real = real_masks(Path(args.real), fov, args.disease, args.n_real, args.half)
     n_syn = args.n_syn or len(real)
-    syn, right = synthetic_masks(fov, n_syn, args.seed, architecture=args.architecture)
+    cfg, params = preset_tree_config(fov, args.architecture)
+    syn, right = synthetic_masks(fov, n_syn, args.seed, render=mask_renderer(cfg), params=params)
+    same_kind, av = graph_crossings(cfg, params, min(n_syn, 24), args.seed)
     t_gen = time.time() - t0
     names, f_real = measure_all(real, fov_mm)
     _, f_syn = measure_all(syn, fov_mm)
@@ -298,6 +334,8 @@ def run_field(fov: str, args) -> dict:
         r, s = f_real[:, j], f_syn[:, j]
         print(f"{name:28s} {r.mean():10.4f} [{np.percentile(r, 5):8.4f},{np.percentile(r, 95):8.4f}] "
               f"{s.mean():10.4f} [{np.percentile(s, 5):8.4f},{np.percentile(s, 95):8.4f}]")
+    print(f"graph crossings per synthetic eye (first {len(av)}), p5/median/p95: same kind "
+          f"{np.percentile(same_kind, [5, 50, 95])}, artery-vein {np.percentile(av, [5, 50, 95])}")
     print("C2ST balanced accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
     separation = univariate_auc(f_real, f_syn, names)
     print("one measure alone, ROC AUC real vs synthetic (worst first): "
@@ -309,6 +347,8 @@ def run_field(fov: str, args) -> dict:
         **{f"c2st_{k}_{fov}": v for k, v in scores.items()},
         f"crossings_per_image_real_{fov}": [float(np.percentile(f_real[:, col["crossings"]], q)) for q in (5, 50, 95)],
         f"crossings_per_image_syn_{fov}": [float(np.percentile(f_syn[:, col["crossings"]], q)) for q in (5, 50, 95)],
+        f"graph_crossings_same_kind_syn_{fov}": [float(np.percentile(same_kind, q)) for q in (5, 50, 95)],
+        f"graph_crossings_av_syn_{fov}": [float(np.percentile(av, q)) for q in (5, 50, 95)],
         f"gap_p95_mm_real_{fov}": med(f_real, "gap_p95_mm"),
         f"gap_p95_mm_syn_{fov}": med(f_syn, "gap_p95_mm"),
         f"gap_max_mm_real_{fov}": med(f_real, "gap_max_mm"),
