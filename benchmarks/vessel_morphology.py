@@ -3,10 +3,13 @@
     python benchmarks/vessel_morphology.py --real ../shared/data/octa500            # both fields
     python benchmarks/vessel_morphology.py --real ../shared/data/octa500 --quick    # a few minutes
     python benchmarks/vessel_morphology.py --real ../shared/data/octa500 --architecture colonisation
+    python benchmarks/vessel_morphology.py --real ../shared/data/octa500 --half fit   # what a fit may look at
 
 Synthetic masks are the ``large_vessel`` masks `svr generate` writes for the default presets (fitted
 parameters, default per-sample variability, normal stage), seed ``--seed``; real ones are OCTA-500's
-manual large-vessel labels of the selected eyes (``--disease``, default NORMAL). Every mask is first
+manual large-vessel labels of the selected eyes (``--disease``, default NORMAL) of one half of the
+committed split (``--half``: ``heldout`` by default, the eyes no tree setting was fitted on; ``fit``: the
+eyes ``benchmarks/fit_trees.py`` fits on; ``all``: every eye; ``svr_jax.split``). Every mask is first
 put in right-eye orientation (a left eye, from labels.csv or the sample's laterality, is mirrored), so
 "nasal" is always +x. The fovea is taken at the field centre for both (OCTA-500 scans are centred on it).
 
@@ -18,9 +21,14 @@ the skeleton); the orientation of the vessels relative to the direction to the f
 (mean |cos|: 1 = pointing at the fovea, 0 = running around it); the distance from each pixel to the
 nearest vessel (95th percentile and maximum, mm).
 
+On the synthetic graphs (the first 24 eyes), the exact crossings between large tree segments of the same
+kind and of an artery and a vein (``graph_crossings``): real masks have no A/V labels to count them on.
+
 The C2ST: logistic regression and boosted trees over those measurements, and a small CNN on the masks
 (128 × 128 px), each scored by 5-fold cross-validated balanced accuracy; ``mask_c2st_<field>`` is the
-highest of the three (0.5: indistinguishable, 1: always told apart). The last line is one JSON object.
+highest of the three (0.5: indistinguishable, 1: always told apart). Each measure's own separation is
+printed too (the ROC AUC of that one measure, real vs synthetic, folded to >= 0.5, worst first): what
+gives the masks away. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -44,10 +52,14 @@ CNN_SIZE = 128
 
 
 # ----------------------------------------------------------------------------------------- masks
-def real_masks(folder: Path, fov: str, disease: str, limit: int | None):
-    """[N, H, W] bool manual large-vessel masks in right-eye orientation."""
+def real_masks(folder: Path, fov: str, disease: str, limit: int | None, half: str = "heldout"):
+    """[N, H, W] bool manual large-vessel masks in right-eye orientation, of the eyes of one ``half`` of
+    the committed split ("fit", "heldout"; "all": every eye)."""
+    from svr_jax.split import select
+
     fov_mm, _ = FIELDS[fov]
-    rows = [r for r in csv.DictReader(open(folder / "labels.csv", newline=""))
+    rows = select(list(csv.DictReader(open(folder / "labels.csv", newline=""))), None if half == "all" else half)
+    rows = [r for r in rows
             if abs(float(r["scan_mm"]) - fov_mm) < 1e-6 and (disease.upper() == "ALL" or r["disease"].strip().upper() == disease.upper())]
     rows = rows[:limit] if limit else rows
     masks = []
@@ -57,41 +69,90 @@ def real_masks(folder: Path, fov: str, disease: str, limit: int | None):
     return np.stack(masks)
 
 
-def synthetic_masks(fov: str, n: int, seed: int, batch: int = 16, architecture: str | None = None):
-    """[N, H, W] bool ``large_vessel`` masks as `svr generate fov=<fov> seed=<seed>` writes them, mirrored
-    to right-eye orientation, and the fraction of right eyes.
+def mask_renderer(cfg):
+    """jit(vmap(f)): (params, sample keys [B]) -> ([B, H, W] bool ``large_vessel`` masks, [B] nasal sign).
 
     The same keys, per-sample parameters and anatomy as ``simulate`` (healthy): the sample key splits
     into the growth key and the appearance key, and the large-vessel mask is the trees' hard mask. Only
     the trees are rendered (the masks do not depend on the meshes or the appearance), which saves the
-    compile and run time of the full image."""
+    compile and run time of the full image. ``params`` is traced: new values reuse the compiled program."""
     import jax
-    import jax.numpy as jnp
 
     import svr_jax as svr
-    from svr_jax.presets import preset_params
-    from svr_jax.variability import default_variability
-    from svr_jax.variability import per_sample_params
+    from svr_jax.variability import default_variability, per_sample_params
 
-    cfg, params = preset_params(fov)
-    if architecture:
-        cfg = dataclasses.replace(cfg, growth=dataclasses.replace(cfg.growth, architecture=architecture))
     variability = default_variability()
 
-    def one(key):
+    def one(params, key):
         p = per_sample_params(key, params, variability)
         anatomy = svr.grow(jax.random.split(key)[0], p, cfg)
         _, _, hard = svr.render_signal(anatomy.graph, cfg, p, trees_only=True)
         return hard[..., 2] > 0, anatomy.nasal_sign
 
-    run = jax.jit(jax.vmap(one))
+    return jax.jit(jax.vmap(one, in_axes=(None, 0)))
+
+
+def preset_tree_config(fov: str, architecture: str | None = None):
+    """The preset's static config (with ``architecture`` if given) and parameters, as `svr generate` uses them."""
+    from svr_jax.presets import preset_params
+
+    cfg, params = preset_params(fov)
+    if architecture:
+        cfg = dataclasses.replace(cfg, growth=dataclasses.replace(cfg.growth, architecture=architecture))
+    return cfg, params
+
+
+def synthetic_masks(fov: str, n: int, seed: int, batch: int = 16, architecture: str | None = None,
+                    render=None, params=None):
+    """[N, H, W] bool ``large_vessel`` masks as `svr generate fov=<fov> seed=<seed>` writes them, mirrored
+    to right-eye orientation, and the fraction of right eyes. ``render``/``params``: a ``mask_renderer``
+    and the parameters to use instead of the preset's (the tree fit's candidates)."""
+    import jax.numpy as jnp
+
+    import svr_jax as svr
+
+    if render is None or params is None:
+        cfg, preset = preset_tree_config(fov, architecture)
+        render = render or mask_renderer(cfg)
+        params = preset if params is None else params
     masks, right = [], []
     for start in range(0, n, batch):
-        lv, sign = (np.asarray(x) for x in run(svr.sample_keys(seed, jnp.arange(start, start + batch))))
+        lv, sign = (np.asarray(x) for x in render(params, svr.sample_keys(seed, jnp.arange(start, start + batch))))
         for i in range(min(batch, n - start)):
             masks.append(lv[i] if sign[i] > 0 else lv[i][:, ::-1])
             right.append(sign[i] > 0)
     return np.stack(masks), float(np.mean(right))
+
+
+def graph_crossings(cfg, params, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per synthetic eye (the keys and per-sample parameters of ``mask_renderer``), the proper crossings
+    between two large tree segments (diameter >= 15 µm, as the mask) of the same kind, and of an artery
+    and a vein: counted on the graph, exactly, where the skeleton's count also takes two close branch
+    points for a crossing."""
+    import jax
+    import jax.numpy as jnp
+
+    import svr_jax as svr
+    from svr_jax.colonisation import segments_cross
+    from svr_jax.growth import tree_groups
+    from svr_jax.simulate import LARGE_VESSEL_MIN_DIAMETER_UM
+    from svr_jax.variability import default_variability, per_sample_params
+
+    stop = tree_groups(cfg)[-1].stop
+
+    def one(key):
+        g = svr.grow(jax.random.split(key)[0], per_sample_params(key, params, default_variability()), cfg).graph
+        return g.start_mm[:stop], g.end_mm[:stop], g.kind[:stop], g.valid[:stop] & (2 * g.radius_um[:stop] >= LARGE_VESSEL_MIN_DIAMETER_UM)
+
+    start, end, kind, use = (np.asarray(x) for x in jax.jit(jax.vmap(one))(svr.sample_keys(seed, jnp.arange(n))))
+    same, av = [], []
+    for i in range(n):
+        idx = np.flatnonzero(use[i])
+        s, e, k = start[i][idx], end[i][idx], kind[i][idx]
+        hit = np.triu(np.asarray(segments_cross(s[:, None], e[:, None], s[None], e[None], eps=1e-12)), 1)
+        same.append(int(np.sum(hit & (k[:, None] == k[None]))))
+        av.append(int(np.sum(hit & (k[:, None] != k[None]))))
+    return np.array(same), np.array(av)
 
 
 # ----------------------------------------------------------------------------------- measurements
@@ -185,6 +246,16 @@ def measure_all(masks: np.ndarray, fov_mm: float):
 
 
 # ------------------------------------------------------------------------------------------- C2ST
+def univariate_auc(f_real: np.ndarray, f_syn: np.ndarray, names: list[str]) -> list[tuple[str, float]]:
+    """(measure, ROC AUC of that measure alone, real vs synthetic, folded to >= 0.5), worst first."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.concatenate([np.zeros(len(f_real)), np.ones(len(f_syn))])
+    x = np.concatenate([f_real, f_syn])
+    auc = [(n, float(roc_auc_score(y, x[:, j]))) for j, n in enumerate(names)]
+    return sorted(((n, max(a, 1.0 - a)) for n, a in auc), key=lambda t: -t[1])
+
+
 def feature_c2st(x: np.ndarray, y: np.ndarray, seed: int) -> dict:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
@@ -244,9 +315,11 @@ def cnn_c2st(masks: np.ndarray, y: np.ndarray, seed: int, epochs: int) -> float:
 def run_field(fov: str, args) -> dict:
     fov_mm, _ = FIELDS[fov]
     t0 = time.time()
-    real = real_masks(Path(args.real), fov, args.disease, args.n_real)
+    real = real_masks(Path(args.real), fov, args.disease, args.n_real, args.half)
     n_syn = args.n_syn or len(real)
-    syn, right = synthetic_masks(fov, n_syn, args.seed, architecture=args.architecture)
+    cfg, params = preset_tree_config(fov, args.architecture)
+    syn, right = synthetic_masks(fov, n_syn, args.seed, render=mask_renderer(cfg), params=params)
+    same_kind, av = graph_crossings(cfg, params, min(n_syn, 24), args.seed)
     t_gen = time.time() - t0
     names, f_real = measure_all(real, fov_mm)
     _, f_syn = measure_all(syn, fov_mm)
@@ -254,14 +327,19 @@ def run_field(fov: str, args) -> dict:
     y = np.concatenate([np.zeros(len(real), int), np.ones(len(syn), int)])
     scores = feature_c2st(x, y, args.seed)
     scores["cnn"] = cnn_c2st(np.concatenate([real, syn]), y, args.seed, args.epochs) if args.epochs else float("nan")
-    print(f"\n== {fov}: {len(real)} real ({args.disease}), {len(syn)} synthetic (seed {args.seed}, right eyes {right:.2f});"
+    print(f"\n== {fov}: {len(real)} real ({args.disease}, {args.half} half), {len(syn)} synthetic (seed {args.seed}, right eyes {right:.2f});"
           f" masks in {t_gen:.0f} s")
     print(f"{'measure':28s} {'real mean':>10s} {'[p5, p95]':>20s} {'synthetic':>10s} {'[p5, p95]':>20s}")
     for j, name in enumerate(names):
         r, s = f_real[:, j], f_syn[:, j]
         print(f"{name:28s} {r.mean():10.4f} [{np.percentile(r, 5):8.4f},{np.percentile(r, 95):8.4f}] "
               f"{s.mean():10.4f} [{np.percentile(s, 5):8.4f},{np.percentile(s, 95):8.4f}]")
+    print(f"graph crossings per synthetic eye (first {len(av)}), p5/median/p95: same kind "
+          f"{np.percentile(same_kind, [5, 50, 95])}, artery-vein {np.percentile(av, [5, 50, 95])}")
     print("C2ST balanced accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    separation = univariate_auc(f_real, f_syn, names)
+    print("one measure alone, ROC AUC real vs synthetic (worst first): "
+          + ", ".join(f"{n} {a:.2f}" for n, a in separation[:12]))
     col = {n: j for j, n in enumerate(names)}
     med = lambda f, n: float(np.median(f[:, col[n]]))  # noqa: E731
     return {
@@ -269,6 +347,8 @@ def run_field(fov: str, args) -> dict:
         **{f"c2st_{k}_{fov}": v for k, v in scores.items()},
         f"crossings_per_image_real_{fov}": [float(np.percentile(f_real[:, col["crossings"]], q)) for q in (5, 50, 95)],
         f"crossings_per_image_syn_{fov}": [float(np.percentile(f_syn[:, col["crossings"]], q)) for q in (5, 50, 95)],
+        f"graph_crossings_same_kind_syn_{fov}": [float(np.percentile(same_kind, q)) for q in (5, 50, 95)],
+        f"graph_crossings_av_syn_{fov}": [float(np.percentile(av, q)) for q in (5, 50, 95)],
         f"gap_p95_mm_real_{fov}": med(f_real, "gap_p95_mm"),
         f"gap_p95_mm_syn_{fov}": med(f_syn, "gap_p95_mm"),
         f"gap_max_mm_real_{fov}": med(f_real, "gap_max_mm"),
@@ -277,6 +357,10 @@ def run_field(fov: str, args) -> dict:
         f"area_syn_{fov}": med(f_syn, "area"),
         f"branch_per_mm2_real_{fov}": med(f_real, "branch_per_mm2"),
         f"branch_per_mm2_syn_{fov}": med(f_syn, "branch_per_mm2"),
+        f"calibre_p90_um_real_{fov}": med(f_real, "calibre_p90_um"),
+        f"calibre_p90_um_syn_{fov}": med(f_syn, "calibre_p90_um"),
+        f"worst_measures_{fov}": [[n, round(a, 3)] for n, a in separation[:5]],
+        f"n_real_{fov}": len(real),
     }
 
 
@@ -284,6 +368,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--real", required=True, help="OCTA-500-style folder with labels.csv and large_vessel masks")
     ap.add_argument("--fields", default="3mm,6mm")
+    ap.add_argument("--half", choices=("heldout", "fit", "all"), default="heldout",
+                    help="real eyes of this half of the committed split (svr_jax/data/octa500_split.json)")
     ap.add_argument("--disease", default="NORMAL", help="real eyes' diagnosis in labels.csv (ALL: every eye)")
     ap.add_argument("--n-real", type=int, default=None, help="at most this many real masks per field")
     ap.add_argument("--n-syn", type=int, default=None, help="synthetic masks per field (default: as many as real)")

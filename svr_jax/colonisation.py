@@ -5,8 +5,12 @@ The tissue's demand for perfusion is a cloud of ``attractors`` (uniform over the
 on the field's edge (and, with ``disc_roots``, on its optic-disc side), alternating artery and vein
 along it. Every growth step is one pass of the classic algorithm:
 
-1. each live attractor belongs to its nearest node (of either kind: arteries and veins compete for the
-   same tissue, so their territories interdigitate instead of overlapping, and they rarely cross);
+1. each live attractor belongs to its nearest node of the kinds it serves. A fraction
+   ``kind_owned_demand`` of the attractors serves one kind only (half arterial, half venous: the tissue
+   needs both a supply and a drain, so an artery and a vein both reach it, and their trees overlap and
+   cross); the rest serve the nearest node of either kind (arteries and veins compete for it, so their
+   territories interdigitate instead of overlapping). 0: every attractor shared, A-V crossings rare;
+   1: two independent demand fields, A-V crossings everywhere;
 2. every node that owns attractors within ``influence_mm`` may grow one new node, ``growth_step_mm``
    along the mean direction to them, turned by an arcuate guidance field (the arcades' course around
    the fovea, strongest far from it) and by a random heading noise (``tortuosity_rad``);
@@ -22,13 +26,16 @@ samples, nodes or segments.
 
 The grown paths are then relaxed (``smooth_paths``) and side twigs shorter than ``min_twig_steps`` cut.
 
-Calibre by Murray's law from the leaves up: every terminal branch has ``leaf_radius_um``, and a vessel
-feeding n terminal branches has r = leaf_radius_um · n^(1/k) (r^k is conserved at every junction), k =
-``murray_exponent``. Each node is one segment (from its parent to it; a root's from outside the field).
+Calibre by Murray's law from the leaves up: a terminal branch has radius ``leaf_radius_um`` times a
+log-normal factor per tree (log sd ``tree_radius_sd``: one eye's vessels are not all alike) and one per
+leaf (``leaf_radius_sd``), and a vessel has r = (sum of r_leaf^k over the leaves it feeds)^(1/k) (r^k is
+conserved at every junction), k = ``murray_exponent``. Each node is one segment (from its parent to it;
+a root's from outside the field).
 
 What the gradient sees: the topology (which attractor is nearest, which node grows, which is refused,
-how many leaves a vessel feeds) is discrete and held fixed; node positions are differentiable in the
-step length, guidance and the root layout; radii in ``leaf_radius_um`` and ``murray_exponent``.
+how many leaves a vessel feeds, which attractor serves which kind) is discrete and held fixed; node
+positions are differentiable in the step length, guidance and the root layout; radii in
+``leaf_radius_um``, ``murray_exponent`` and the two radius spreads.
 """
 
 from __future__ import annotations
@@ -108,11 +115,23 @@ def root_layout(key, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal_sign):
     return pos, heading, kind, hemisphere
 
 
+SHARED = -1  # an attractor's kind when it serves the nearest node of either kind
+
+
 def sample_attractors(key, vp: VesselParams, cfg: SimConfig, faz: Faz):
-    """[K, 2] attractor positions and [K] bool: live (outside the FAZ and its clearance)."""
+    """[K, 2] attractor positions, [K] bool: live (outside the FAZ and its clearance), and [K] the kind
+    each serves (ARTERY, VEIN, or SHARED; see the module docstring)."""
     fov = cfg.field.fov_mm
-    pts = jax.random.uniform(key, (cfg.growth.attractors, 2), minval=0.0, maxval=fov)
-    return pts, faz.signed_depth_mm(pts) < -vp.demand_clearance_mm
+    n = cfg.growth.attractors
+    pts = jax.random.uniform(key, (n, 2), minval=0.0, maxval=fov)
+    owned = jax.random.uniform(jax.random.fold_in(key, 1), (n,)) < vp.kind_owned_demand
+    kind = jnp.where(owned, jnp.where(jnp.arange(n) % 2 == 0, ARTERY, VEIN), SHARED).astype(jnp.int32)
+    return pts, faz.signed_depth_mm(pts) < -vp.demand_clearance_mm, kind
+
+
+def serves(attr_kind, node_kind):
+    """Whether attractors of ``attr_kind`` may be served by nodes of ``node_kind`` (broadcasts)."""
+    return (attr_kind == SHARED) | (attr_kind == node_kind)
 
 
 def _norm(v, keepdims: bool = False):
@@ -172,7 +191,7 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
     m = capacity(cfg)
     k_roots, k_attr, k_noise, k_rank = jax.random.split(key, 4)
     root_pos, root_heading, root_kind, root_hemi = root_layout(k_roots, vp, cfg, faz, nasal_sign)
-    attr, attr_live = sample_attractors(k_attr, vp, cfg, faz)
+    attr, attr_live, attr_kind = sample_attractors(k_attr, vp, cfg, faz)
     step = jnp.clip(vp.growth_step_mm, 0.2 * g.max_step_mm, g.max_step_mm)
     influence = jnp.maximum(vp.influence_mm, 2.0 * step)
     kill = jnp.clip(vp.kill_mm, step, influence)
@@ -191,7 +210,8 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
     start = jnp.concatenate([root_pos - step * root_heading, jnp.full((pad, 2), 0.01)])
 
     d0 = jnp.sqrt(jnp.sum(jnp.square(attr[:, None] - root_pos[None]), -1) + 1e-12)  # [K, R]
-    d0 = jnp.where(~attr_temporal[:, None] | (attr_hemi[:, None] == root_hemi[None]), d0, jnp.inf)
+    d0 = jnp.where((~attr_temporal[:, None] | (attr_hemi[:, None] == root_hemi[None]))
+                   & serves(attr_kind[:, None], root_kind[None]), d0, jnp.inf)
     nearest = jnp.argmin(d0, axis=1).astype(jnp.int32)
     near_d = jnp.min(d0, axis=1)
     live = attr_live & (near_d > kill)
@@ -250,7 +270,8 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
         # Incremental nearest-node table: only the new nodes can be nearer than before.
         d_new = jnp.sqrt(jnp.sum(jnp.square(attr[:, None] - new[None]), -1) + 1e-12)
         hemi_tree = root_hemi[tree[grower]]
-        d_new = jnp.where(ok[None] & (~attr_temporal[:, None] | (attr_hemi[:, None] == hemi_tree[None])), d_new, jnp.inf)
+        eligible = (~attr_temporal[:, None] | (attr_hemi[:, None] == hemi_tree[None])) & serves(attr_kind[:, None], kind_g[None])
+        d_new = jnp.where(ok[None] & eligible, d_new, jnp.inf)
         best = jnp.argmin(d_new, axis=1)
         best_d = jnp.min(d_new, axis=1)
         closer = best_d < near_d
@@ -267,7 +288,12 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
     pos = smooth_paths(pos, parent, exists, leaves, SMOOTHING_PASSES)
     start = jnp.where((parent >= 0)[:, None], pos[jnp.maximum(parent, 0)], start)
     k = jnp.clip(vp.murray_exponent, 2.0, 3.5)
-    radius = jnp.minimum(vp.leaf_radius_um * leaves ** (1.0 / k), g.max_root_radius_um)
+    # Leaf radii (fold_in keeps the other draws of the key as they were).
+    z_tree = jax.random.normal(jax.random.fold_in(key, 1), (n_roots,))
+    z_leaf = jax.random.normal(jax.random.fold_in(key, 2), (m,))
+    leaf_r = vp.leaf_radius_um * jnp.exp(vp.tree_radius_sd * z_tree[tree] + vp.leaf_radius_sd * jnp.clip(z_leaf, -NOISE_CLIP, NOISE_CLIP))
+    flow = leaf_counts(parent, exists, n_steps + 1, weight=leaf_r**k)
+    radius = jnp.minimum(flow ** (1.0 / k), g.max_root_radius_um)
     return VesselGraph(
         start_mm=start,
         end_mm=pos,
@@ -328,12 +354,15 @@ def smooth_paths(pos, parent, exists, leaves, passes: int):
     return jax.lax.fori_loop(0, passes, body, pos)
 
 
-def leaf_counts(parent, exists, max_depth: int):
-    """Terminal branches fed by every node (at least 1), by pointer jumping over ``max_depth`` ancestors
-    (each leaf adds one to every ancestor)."""
+def leaf_counts(parent, exists, max_depth: int, weight=None):
+    """Terminal branches fed by every node (at least 1), by walking up ``max_depth`` ancestors (each leaf
+    adds one to every ancestor). With ``weight`` [M]: the sum of the leaves' weights instead (a node
+    that is no leaf and feeds none, i.e. a slot not in use: its own weight)."""
     m = parent.shape[0]
     has_child = jax.ops.segment_sum(exists.astype(jnp.int32), jnp.where(exists, parent, m), num_segments=m + 1)[:m] > 0
     leaf = (exists & ~has_child).astype(jnp.float32)
+    if weight is not None:
+        leaf = leaf * weight
 
     def body(_, carry):
         leaves, anc = carry
@@ -342,7 +371,7 @@ def leaf_counts(parent, exists, max_depth: int):
         return leaves, anc
 
     leaves, _ = jax.lax.fori_loop(0, max_depth, body, (leaf, parent))
-    return jnp.maximum(leaves, 1.0)
+    return jnp.maximum(leaves, 1.0) if weight is None else jnp.where(leaves > 0, leaves, weight)
 
 
 def tree_group(cfg: SimConfig, start: int = 0) -> SegmentGroup:

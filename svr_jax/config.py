@@ -115,7 +115,8 @@ class VesselParams:
     # capillaries run around the FAZ, not at random. 0 = none (at most growth.MAX_FOVEAL_DISPLACEMENT).
     foveal_displacement: float = 0.0
     deep_presence: float = 0.85
-    # Space colonisation (GrowthConfig.architecture = "colonisation", svr_jax.colonisation).
+    # Space colonisation (GrowthConfig.architecture = "colonisation", svr_jax.colonisation). Library defaults;
+    # the presets' fitted values are in default_params.
     growth_step_mm: float = 0.05  # length of one growth step (one segment)
     influence_mm: float = 0.8  # an attractor pulls its nearest node from at most this far
     kill_mm: float = 0.07  # an attractor is satisfied once a node comes this close
@@ -124,6 +125,9 @@ class VesselParams:
     arcade_guidance: float = 0.0  # weight of the arcuate direction field far from the fovea
     growth_inertia: float = 0.3  # weight of a node's own heading in its child's direction
     foveal_pull: float = 0.3  # weight of the direction to the fovea (the parafovea's demand) in growth
+    kind_owned_demand: float = 0.0  # fraction of the attractors serving one kind only (A-V overlap and crossings)
+    tree_radius_sd: float = 0.0  # log sd of a per-tree factor on the leaf radius
+    leaf_radius_sd: float = 0.0  # log sd of a per-leaf factor on the leaf radius
 
 
 @_pytree
@@ -263,18 +267,25 @@ def preset(name: str) -> SimConfig:
 
 
 def default_params(cfg: SimConfig) -> SimParams:
-    """Defaults scaled to the field: the 6 mm field enters with larger vessels and longer branches."""
+    """Defaults scaled to the field: the 6 mm field enters with larger vessels and longer branches; each
+    field's colonisation-tree values are its own fit."""
     if cfg.field.fov_mm >= 4.5:
         return SimParams(
             # Long, thick arcade vessels that arc around the fovea; thin branches drawn towards it.
             vessels=VesselParams(root_radius_um=34.0, branch_length_mm=1.7, branch_length_decay=0.65, faz_area_mm2=0.30,
                                  fovea_attraction=0.012, arcade_radius_um=18.0, tortuosity_rad=0.25,
-                                 growth_step_mm=0.08, influence_mm=1.4, kill_mm=0.11, leaf_radius_um=10.5,
-                                 arcade_guidance=0.6, foveal_pull=0.2, growth_inertia=0.6),
+                                 # The colonisation trees' values: fitted on the fit half (benchmarks/fit_trees.py).
+                                 growth_step_mm=0.0771, influence_mm=0.5948, kill_mm=0.2261, demand_clearance_mm=0.0534,
+                                 leaf_radius_um=17.4493, arcade_guidance=1.543, growth_inertia=0.3592, foveal_pull=0.0182,
+                                 kind_owned_demand=0.37, tree_radius_sd=0.1867, leaf_radius_sd=0.0),
             appearance=AppearanceParams(psf_sigma_um=8.0, capillary_signal=1.5),
             pathology=PathologyParams(lesion_signal=1.5),
         )
-    return SimParams()
+    # The colonisation trees' values: fitted on the fit half (benchmarks/fit_trees.py).
+    return SimParams(vessels=VesselParams(growth_step_mm=0.03, influence_mm=1.0046, kill_mm=0.0752, demand_clearance_mm=0.0052,
+                                          leaf_radius_um=9.7335, arcade_guidance=1.1309, growth_inertia=0.2049,
+                                          foveal_pull=0.6162, kind_owned_demand=0.0, tree_radius_sd=0.2529,
+                                          leaf_radius_sd=0.0752))
 
 
 def _replace_nested(obj: Any, values: Mapping[str, Any], where: str) -> Any:

@@ -179,6 +179,9 @@ VALID: dict[str, tuple[float, float]] = {
     "vessels.arcade_guidance": (0.0, 10.0),
     "vessels.growth_inertia": (0.0, 10.0),
     "vessels.foveal_pull": (0.0, 10.0),
+    "vessels.kind_owned_demand": (0.0, 1.0),
+    "vessels.tree_radius_sd": (0.0, 2.0),
+    "vessels.leaf_radius_sd": (0.0, 2.0),
     # appearance
     "appearance.vessel_signal": (0.0, 10.0),
     "appearance.capillary_signal": (0.0, 10.0),

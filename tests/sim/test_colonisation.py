@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -28,12 +29,13 @@ def _trees(cfg, params, keys, nasal_sign):
     return jax.jit(jax.vmap(one))(keys, nasal_sign)
 
 
-def _proper_crossings(start, end, kind, valid) -> int:
-    """Pairs of valid same-kind segments that cross at an interior point (touching ends do not count)."""
+def _proper_crossings(start, end, kind, valid, same_kind: bool = True) -> int:
+    """Pairs of valid same-kind (or, ``same_kind=False``, artery-vein) segments that cross at an interior
+    point (touching ends do not count)."""
     idx = np.flatnonzero(valid)
     s, e, k = start[idx], end[idx], kind[idx]
     hit = np.asarray(colonisation.segments_cross(s[:, None], e[:, None], s[None], e[None], eps=1e-12))
-    return int(np.sum(np.triu(hit & (k[:, None] == k[None]), 1)))
+    return int(np.sum(np.triu(hit & ((k[:, None] == k[None]) == same_kind), 1)))
 
 
 @pytest.mark.parametrize("preset", ["3mm", "6mm"])
@@ -49,6 +51,21 @@ def test_no_two_same_kind_segments_cross(preset):
     assert g.valid.sum(1).min() > 200
     crossings = [_proper_crossings(g.start_mm[i], g.end_mm[i], g.kind[i], g.valid[i]) for i in range(24)]
     assert sum(crossings) == 0, crossings
+
+
+def test_kind_owned_demand_makes_arteries_and_veins_cross_but_never_the_same_kind(small_cfg, small_params):
+    """Attractors that serve one kind only let the artery and vein trees overlap: A-V crossings become
+    common (with every attractor shared they are rare), while same-kind crossings stay refused."""
+    keys = jax.random.split(jax.random.key(12), 8)
+    signs = jnp.where(jnp.arange(8) % 2 == 0, 1.0, -1.0)
+    counts = {}
+    for own in (0.0, 1.0):
+        vp = dataclasses.replace(small_params.vessels, kind_owned_demand=own)
+        graph, _ = _trees(small_cfg, dataclasses.replace(small_params, vessels=vp), keys, signs)
+        g = jax.tree.map(np.asarray, graph)
+        assert sum(_proper_crossings(g.start_mm[i], g.end_mm[i], g.kind[i], g.valid[i]) for i in range(8)) == 0
+        counts[own] = sum(_proper_crossings(g.start_mm[i], g.end_mm[i], g.kind[i], g.valid[i], False) for i in range(8))
+    assert counts[1.0] >= 3 * max(1, counts[0.0]), counts
 
 
 def test_the_faz_stays_vessel_free(small_cfg, small_params):
@@ -111,20 +128,26 @@ def test_gradients_are_finite_and_reach_the_continuous_parameters(small_cfg, sma
         w = g.valid.astype(jnp.float32)
         return jnp.sum(w * g.radius_um * g.length_mm()) + jnp.sum(w[:, None] * g.end_mm * jnp.array([0.3, 0.7]))
 
-    grad = jax.jit(jax.grad(loss))(small_params.vessels)
-    names = ("growth_step_mm", "leaf_radius_um", "murray_exponent", "foveal_pull", "growth_inertia", "tortuosity_rad")
+    vp = dataclasses.replace(small_params.vessels, kind_owned_demand=0.5, tree_radius_sd=0.2, leaf_radius_sd=0.2)
+    grad = jax.jit(jax.grad(loss))(vp)
+    names = ("growth_step_mm", "leaf_radius_um", "murray_exponent", "foveal_pull", "growth_inertia", "tortuosity_rad",
+             "tree_radius_sd", "leaf_radius_sd")
     for name in names:
         value = float(getattr(grad, name))
         assert np.isfinite(value), name
-    for name in ("growth_step_mm", "leaf_radius_um", "murray_exponent", "growth_inertia"):
+    for name in ("growth_step_mm", "leaf_radius_um", "murray_exponent", "growth_inertia", "tree_radius_sd", "leaf_radius_sd"):
         assert abs(float(getattr(grad, name))) > 0, name
     assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(grad))
 
 
 def test_murray_law_holds_at_every_junction(small_cfg, small_params):
+    """Also with the per-tree and per-leaf radius spreads: r^k is conserved whatever the leaves' radii."""
     faz = _faz(jax.random.key(9), small_cfg.field.fov_mm)
-    g = jax.tree.map(np.asarray, jax.jit(lambda: colonisation.grow_colonised(jax.random.key(6), small_params.vessels, small_cfg, faz, 1.0))())
-    k = float(np.clip(small_params.vessels.murray_exponent, 2.0, 3.5))
+    vp = dataclasses.replace(small_params.vessels, tree_radius_sd=0.2, leaf_radius_sd=0.3)
+    g = jax.tree.map(np.asarray, jax.jit(lambda: colonisation.grow_colonised(jax.random.key(6), vp, small_cfg, faz, 1.0))())
+    k = float(np.clip(vp.murray_exponent, 2.0, 3.5))
+    leaf = g.valid & ~np.isin(np.arange(len(g.valid)), g.parent[g.valid])
+    assert np.std(np.log(g.radius_um[leaf])) > 0.1  # the leaves' radii do differ
     child = g.valid & (g.parent >= 0)
     flow = np.zeros(len(g.valid))
     np.add.at(flow, g.parent[child], g.radius_um[child] ** k)
