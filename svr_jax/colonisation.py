@@ -116,9 +116,37 @@ def sample_attractors(key, vp: VesselParams, cfg: SimConfig, faz: Faz):
 
 
 def _norm(v, keepdims: bool = False):
-    """Euclidean norm with a finite gradient at 0 (``jnp.linalg.norm``'s is NaN there, and masked
-    growers have zero pull vectors)."""
-    return jnp.sqrt(jnp.sum(jnp.square(v), -1, keepdims=keepdims) + 1e-12)
+    """Euclidean norm of 2-vectors with a finite gradient at 0 (``jnp.linalg.norm``'s is NaN there, and
+    masked growers have zero pull vectors). Written per coordinate: XLA's CPU backend runs a sum over a
+    size-2 axis as a slow reduction."""
+    n = jnp.sqrt(v[..., 0] * v[..., 0] + v[..., 1] * v[..., 1] + 1e-12)
+    return n[..., None] if keepdims else n
+
+
+def nearest_new(points, nodes, allowed):
+    """([K] index, [K] distance) of each point's nearest allowed node (``allowed`` [K, J] bool) among
+    ``nodes`` [J, 2]; (0, inf) where none is allowed, as ``argmin``/``min`` give.
+
+    The fast path of ``nearest_new_reference``: squared distances per coordinate, the first index of
+    their minimum as a second plain min, and one square root per point, because XLA's CPU backend runs a
+    reduction over a size-2 axis and an argmin (a variadic reduce) each about ten times slower than
+    plain elementwise work. Equal to the reference up to float rounding (the square root is monotone: the
+    index can differ only where two nodes' distances agree to within a float32 rounding)."""
+    # [J, K]: the reductions run over the leading (node) axis, elementwise across the points.
+    dx = nodes[:, 0, None] - points[None, :, 0]
+    dy = nodes[:, 1, None] - points[None, :, 1]
+    d2 = jnp.where(allowed.T, dx * dx + dy * dy, jnp.inf)
+    best_d2 = jnp.min(d2, axis=0)
+    j = nodes.shape[0]
+    best = jnp.min(jnp.where(d2 == best_d2[None], jnp.arange(j)[:, None], j), axis=0)
+    return best, jnp.sqrt(best_d2 + 1e-12)
+
+
+def nearest_new_reference(points, nodes, allowed):
+    """The oracle of ``nearest_new``: the plain formula."""
+    d = jnp.sqrt(jnp.sum(jnp.square(points[:, None] - nodes[None]), -1) + 1e-12)
+    d = jnp.where(allowed, d, jnp.inf)
+    return jnp.argmin(d, axis=1), jnp.min(d, axis=1)
 
 
 def _cross(a, b):
@@ -152,21 +180,23 @@ def mirror_faz(faz: Faz, fov_mm: float) -> Faz:
                amplitude=faz.amplitude, phase=-faz.phase - k * jnp.pi)
 
 
-def grow_colonised(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal_sign) -> VesselGraph:
+def grow_colonised(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal_sign, *, reference: bool = False) -> VesselGraph:
     """The trees as a graph of ``capacity(cfg)`` segments, one per node (see the module docstring).
 
     Grown in a right eye's frame (optic disc to the right); a left eye (``nasal_sign`` < 0) is grown
-    around the mirrored FAZ and mirrored back, so the two eyes' trees are exact mirror images."""
+    around the mirrored FAZ and mirrored back, so the two eyes' trees are exact mirror images.
+    ``reference``: the plain (slow) formulas of every fast path, the tests' oracle."""
     fov = cfg.field.fov_mm
     left = nasal_sign < 0
     canonical = jax.tree.map(lambda a, b: jnp.where(left, b, a), faz, mirror_faz(faz, fov))
-    graph = _grow_right_eye(key, vp, cfg, canonical)
+    graph = _grow_right_eye(key, vp, cfg, canonical, reference)
     flip = lambda p: jnp.where(left, p * jnp.array([-1.0, 1.0]) + jnp.array([fov, 0.0]), p)  # noqa: E731
     return dataclasses.replace(graph, start_mm=flip(graph.start_mm), end_mm=flip(graph.end_mm))
 
 
-def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) -> VesselGraph:
+def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, reference: bool) -> VesselGraph:
     g, fov = cfg.growth, cfg.field.fov_mm
+    nearest_fn = nearest_new_reference if reference else nearest_new
     nasal_sign = 1.0
     n_roots, n_new, n_steps = g.n_roots, g.new_per_step, g.colonisation_steps
     m = capacity(cfg)
@@ -248,11 +278,9 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
         exists = exists.at[slot].set(True, mode="drop")
         used = jnp.minimum(used + jnp.sum(ok), m)
         # Incremental nearest-node table: only the new nodes can be nearer than before.
-        d_new = jnp.sqrt(jnp.sum(jnp.square(attr[:, None] - new[None]), -1) + 1e-12)
         hemi_tree = root_hemi[tree[grower]]
-        d_new = jnp.where(ok[None] & (~attr_temporal[:, None] | (attr_hemi[:, None] == hemi_tree[None])), d_new, jnp.inf)
-        best = jnp.argmin(d_new, axis=1)
-        best_d = jnp.min(d_new, axis=1)
+        allowed = ok[None] & (~attr_temporal[:, None] | (attr_hemi[:, None] == hemi_tree[None]))
+        best, best_d = nearest_fn(attr, new, allowed)
         closer = best_d < near_d
         nearest = jnp.where(closer, slot[best], nearest).astype(jnp.int32)
         near_d = jnp.where(closer, best_d, near_d)

@@ -153,3 +153,39 @@ def test_path_tortuosity_index_host_float64_matches_device(colonisation_cfg, sma
     index, whole = pathology.branch_tortuosity(graph, colonisation_cfg)
     assert int(jnp.sum(whole)) > 20 and 1.0 <= device < 1.05
     np.testing.assert_allclose(host, device, rtol=1e-5)
+
+
+def test_nearest_new_equals_the_reference():
+    """The fast nearest-node update gives the plain formula's index and distance (to float rounding), ties
+    (duplicate nodes: the first wins) and points with no allowed node (index 0, distance inf) included."""
+    k_p, k_n, k_a = jax.random.split(jax.random.key(12), 3)
+    points = jax.random.uniform(k_p, (300, 2), maxval=3.0)
+    nodes = jax.random.uniform(k_n, (9, 2), maxval=3.0).at[5].set(points[0]).at[7].set(points[0])
+    allowed = jax.random.bernoulli(k_a, 0.6, (300, 9)).at[:20].set(False).at[0].set(True)
+    fast = jax.jit(colonisation.nearest_new)(points, nodes, allowed)
+    ref = jax.jit(colonisation.nearest_new_reference)(points, nodes, allowed)
+    np.testing.assert_array_equal(np.asarray(fast[0]), np.asarray(ref[0]))
+    np.testing.assert_allclose(np.asarray(fast[1]), np.asarray(ref[1]), rtol=1e-6)
+    assert int(fast[0][0]) == 5 and not np.isfinite(np.asarray(fast[1][1:20])).any()
+
+
+def test_fast_growth_equals_the_reference(small_cfg, small_params):
+    """Every fast path of the growth (``reference=False``) grows the same trees as the plain formulas, on a
+    few seeds and both eyes: same topology, positions and radii to float tolerance."""
+    keys = jax.random.split(jax.random.key(13), 4)
+    signs = jnp.array([1.0, -1.0, 1.0, -1.0])
+
+    def grow(reference):
+        def one(key, sign):
+            k_faz, k_grow = jax.random.split(key)
+            return colonisation.grow_colonised(k_grow, small_params.vessels, small_cfg, _faz(k_faz, small_cfg.field.fov_mm), sign,
+                                               reference=reference)
+
+        return jax.tree.map(np.asarray, jax.jit(jax.vmap(one))(keys, signs))
+
+    fast, ref = grow(False), grow(True)
+    assert ref.valid.sum() > 100
+    for name in ("valid", "kind", "parent"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(ref, name), err_msg=name)
+    for name in ("start_mm", "end_mm", "radius_um"):
+        np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), atol=1e-6, err_msg=name)
