@@ -34,6 +34,7 @@ step length, guidance and the root layout; radii in ``leaf_radius_um`` and ``mur
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -52,11 +53,24 @@ SPAN_ALLOWANCE = 2.0
 # The attractor field already makes a path wander: the heading noise is this fraction of the fixed
 # layout's (same tortuosity_rad), so that healthy trees keep an arc/chord index near 1.01.
 HEADING_NOISE_SCALE = 0.5
+# The growth scan runs in this many phases, each looking only at the slots that can hold a node by its end.
+SCAN_PHASES = 4
 
 
 def capacity(cfg: SimConfig) -> int:
     g = cfg.growth
     return g.n_roots + g.colonisation_steps * g.new_per_step
+
+
+def scan_phases(n_roots: int, new_per_step: int, steps: int, phases: int) -> list[tuple[int, int, int]]:
+    """(first step, stop step, slot bound) of each phase of the growth scan. Before step s at most
+    ``n_roots + s * new_per_step`` slots are filled (each step fills at most ``new_per_step`` next free
+    slots), so the steps of a phase need only the slots below its bound: the per-step work that scales
+    with the node count (the same-kind crossing test, the growers' ranking) runs on the filled part of
+    the arrays, about (phases + 1) / (2 phases) of the full capacity on average, with the same result."""
+    m = n_roots + steps * new_per_step
+    edges = [round(i * steps / phases) for i in range(phases + 1)]
+    return [(a, b, max(new_per_step, min(m, n_roots + (b - 1) * new_per_step))) for a, b in zip(edges, edges[1:]) if b > a]
 
 
 def _edge_angles(key, n: int, bias, temporal_only: bool):
@@ -228,16 +242,17 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, 
     noise = jnp.clip(jax.random.normal(k_noise, (n_steps, n_new)), -NOISE_CLIP, NOISE_CLIP)
     jitter = jax.random.uniform(k_rank, (n_steps, m), maxval=0.5)
 
-    def grow_step(state, x):
+    def grow_step(bound, state, x):
+        # ``bound`` (static): no node exists in a slot >= bound yet (see ``scan_phases``).
         pos, heading, start, parent, tree, exists, nearest, near_d, live, used = state
         active = live & (near_d < influence)
         to_attr = attr - pos[nearest]
         unit = to_attr / (_norm(to_attr, keepdims=True) + 1e-9)
         w = active.astype(jnp.float32)
-        pull = jax.ops.segment_sum(unit * w[:, None], nearest, num_segments=m)
-        count = jax.ops.segment_sum(w, nearest, num_segments=m)
+        pull = jax.ops.segment_sum(unit * w[:, None], nearest, num_segments=bound)
+        count = jax.ops.segment_sum(w, nearest, num_segments=bound)
         # The nodes with the most attractors grow first (ties broken at random), up to n_new per step.
-        priority = jnp.where(exists & (count > 0), count + x["jitter"], -1.0)
+        priority = jnp.where(exists[:bound] & (count > 0), count + x["jitter"][:bound], -1.0)
         _, grower = jax.lax.top_k(priority, n_new)
         ok = priority[grower] > 0
         base = pos[grower]
@@ -260,8 +275,8 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, 
         temporal_new = (new[:, 0] - faz.center_mm[0]) * nasal_sign < 0
         hemi_new = jnp.where(new[:, 1] < faz.center_mm[1], -1.0, 1.0)
         ok &= ~temporal_new | (hemi_new == root_hemi[tree[grower]])
-        same_kind = root_kind[tree][None, :] == kind_g[:, None]
-        hit = segments_cross(base[:, None], new[:, None], start[None], pos[None]) & exists[None] & same_kind
+        same_kind = root_kind[tree[:bound]][None, :] == kind_g[:, None]
+        hit = segments_cross(base[:, None], new[:, None], start[None, :bound], pos[None, :bound]) & exists[None, :bound] & same_kind
         ok &= ~jnp.any(hit, axis=1)
         # ... and across an earlier new segment of this step (of the same kind).
         pair = segments_cross(base[:, None], new[:, None], base[None], new[None]) & (kind_g[:, None] == kind_g[None])
@@ -288,7 +303,10 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, 
         return (pos, heading, start, parent, tree, exists, nearest, near_d, live, used), None
 
     state = (pos, heading, start, parent, tree, exists, nearest, near_d, live, jnp.int32(n_roots))
-    state, _ = jax.lax.scan(grow_step, state, dict(noise=noise, jitter=jitter))
+    xs = dict(noise=noise, jitter=jitter)
+    phases = [(0, n_steps, m)] if reference else scan_phases(n_roots, n_new, n_steps, SCAN_PHASES)
+    for first, stop, bound in phases:
+        state, _ = jax.lax.scan(functools.partial(grow_step, bound), state, jax.tree.map(lambda v: v[first:stop], xs))
     pos, heading, start, parent, tree, exists, *_ = state
     exists = prune_twigs(parent, exists, g.min_twig_steps, n_steps + 1)
     leaves = leaf_counts(parent, exists, n_steps + 1)

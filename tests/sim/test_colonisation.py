@@ -189,3 +189,15 @@ def test_fast_growth_equals_the_reference(small_cfg, small_params):
         np.testing.assert_array_equal(getattr(fast, name), getattr(ref, name), err_msg=name)
     for name in ("start_mm", "end_mm", "radius_um"):
         np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("roots,new,steps,phases", [(8, 24, 48, 4), (10, 32, 64, 4), (3, 6, 10, 4), (4, 12, 24, 7), (2, 5, 3, 4)])
+def test_scan_phases_cover_every_step_and_its_filled_slots(roots, new, steps, phases):
+    """The phases run every step once, in order, and each phase's slot bound holds every slot that can be
+    filled before any of its steps (at most ``new`` per step), within capacity and no less than ``new``
+    (the growers' top-k)."""
+    spans = colonisation.scan_phases(roots, new, steps, phases)
+    assert [t for a, b, _ in spans for t in range(a, b)] == list(range(steps))
+    for a, b, bound in spans:
+        assert new <= bound <= roots + steps * new
+        assert all(roots + t * new <= bound for t in range(a, b))
