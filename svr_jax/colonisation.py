@@ -41,6 +41,7 @@ positions are differentiable in the step length, guidance and the root layout; r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -59,11 +60,24 @@ SPAN_ALLOWANCE = 2.0
 # The attractor field already makes a path wander: the heading noise is this fraction of the fixed
 # layout's (same tortuosity_rad), so that healthy trees keep an arc/chord index near 1.01.
 HEADING_NOISE_SCALE = 0.5
+# The growth scan runs in this many phases, each looking only at the slots that can hold a node by its end.
+SCAN_PHASES = 4
 
 
 def capacity(cfg: SimConfig) -> int:
     g = cfg.growth
     return g.n_roots + g.colonisation_steps * g.new_per_step
+
+
+def scan_phases(n_roots: int, new_per_step: int, steps: int, phases: int) -> list[tuple[int, int, int]]:
+    """(first step, stop step, slot bound) of each phase of the growth scan. Before step s at most
+    ``n_roots + s * new_per_step`` slots are filled (each step fills at most ``new_per_step`` next free
+    slots), so the steps of a phase need only the slots below its bound: the per-step work that scales
+    with the node count (the same-kind crossing test, the growers' ranking) runs on the filled part of
+    the arrays, about (phases + 1) / (2 phases) of the full capacity on average, with the same result."""
+    m = n_roots + steps * new_per_step
+    edges = [round(i * steps / phases) for i in range(phases + 1)]
+    return [(a, b, max(new_per_step, min(m, n_roots + (b - 1) * new_per_step))) for a, b in zip(edges, edges[1:]) if b > a]
 
 
 def _edge_angles(key, n: int, bias, temporal_only: bool):
@@ -135,9 +149,37 @@ def serves(attr_kind, node_kind):
 
 
 def _norm(v, keepdims: bool = False):
-    """Euclidean norm with a finite gradient at 0 (``jnp.linalg.norm``'s is NaN there, and masked
-    growers have zero pull vectors)."""
-    return jnp.sqrt(jnp.sum(jnp.square(v), -1, keepdims=keepdims) + 1e-12)
+    """Euclidean norm of 2-vectors with a finite gradient at 0 (``jnp.linalg.norm``'s is NaN there, and
+    masked growers have zero pull vectors). Written per coordinate: XLA's CPU backend runs a sum over a
+    size-2 axis as a slow reduction."""
+    n = jnp.sqrt(v[..., 0] * v[..., 0] + v[..., 1] * v[..., 1] + 1e-12)
+    return n[..., None] if keepdims else n
+
+
+def nearest_new(points, nodes, allowed):
+    """([K] index, [K] distance) of each point's nearest allowed node (``allowed`` [K, J] bool) among
+    ``nodes`` [J, 2]; (0, inf) where none is allowed, as ``argmin``/``min`` give.
+
+    The fast path of ``nearest_new_reference``: squared distances per coordinate, the first index of
+    their minimum as a second plain min, and one square root per point, because XLA's CPU backend runs a
+    reduction over a size-2 axis and an argmin (a variadic reduce) each about ten times slower than
+    plain elementwise work. Equal to the reference up to float rounding (the square root is monotone: the
+    index can differ only where two nodes' distances agree to within a float32 rounding)."""
+    # [J, K]: the reductions run over the leading (node) axis, elementwise across the points.
+    dx = nodes[:, 0, None] - points[None, :, 0]
+    dy = nodes[:, 1, None] - points[None, :, 1]
+    d2 = jnp.where(allowed.T, dx * dx + dy * dy, jnp.inf)
+    best_d2 = jnp.min(d2, axis=0)
+    j = nodes.shape[0]
+    best = jnp.min(jnp.where(d2 == best_d2[None], jnp.arange(j)[:, None], j), axis=0)
+    return best, jnp.sqrt(best_d2 + 1e-12)
+
+
+def nearest_new_reference(points, nodes, allowed):
+    """The oracle of ``nearest_new``: the plain formula."""
+    d = jnp.sqrt(jnp.sum(jnp.square(points[:, None] - nodes[None]), -1) + 1e-12)
+    d = jnp.where(allowed, d, jnp.inf)
+    return jnp.argmin(d, axis=1), jnp.min(d, axis=1)
 
 
 def _cross(a, b):
@@ -171,21 +213,23 @@ def mirror_faz(faz: Faz, fov_mm: float) -> Faz:
                amplitude=faz.amplitude, phase=-faz.phase - k * jnp.pi)
 
 
-def grow_colonised(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal_sign) -> VesselGraph:
+def grow_colonised(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal_sign, *, reference: bool = False) -> VesselGraph:
     """The trees as a graph of ``capacity(cfg)`` segments, one per node (see the module docstring).
 
     Grown in a right eye's frame (optic disc to the right); a left eye (``nasal_sign`` < 0) is grown
-    around the mirrored FAZ and mirrored back, so the two eyes' trees are exact mirror images."""
+    around the mirrored FAZ and mirrored back, so the two eyes' trees are exact mirror images.
+    ``reference``: the plain (slow) formulas of every fast path, the tests' oracle."""
     fov = cfg.field.fov_mm
     left = nasal_sign < 0
     canonical = jax.tree.map(lambda a, b: jnp.where(left, b, a), faz, mirror_faz(faz, fov))
-    graph = _grow_right_eye(key, vp, cfg, canonical)
+    graph = _grow_right_eye(key, vp, cfg, canonical, reference)
     flip = lambda p: jnp.where(left, p * jnp.array([-1.0, 1.0]) + jnp.array([fov, 0.0]), p)  # noqa: E731
     return dataclasses.replace(graph, start_mm=flip(graph.start_mm), end_mm=flip(graph.end_mm))
 
 
-def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) -> VesselGraph:
+def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, reference: bool) -> VesselGraph:
     g, fov = cfg.growth, cfg.field.fov_mm
+    nearest_fn = nearest_new_reference if reference else nearest_new
     nasal_sign = 1.0
     n_roots, n_new, n_steps = g.n_roots, g.new_per_step, g.colonisation_steps
     m = capacity(cfg)
@@ -218,16 +262,17 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
     noise = jnp.clip(jax.random.normal(k_noise, (n_steps, n_new)), -NOISE_CLIP, NOISE_CLIP)
     jitter = jax.random.uniform(k_rank, (n_steps, m), maxval=0.5)
 
-    def grow_step(state, x):
+    def grow_step(bound, state, x):
+        # ``bound`` (static): no node exists in a slot >= bound yet (see ``scan_phases``).
         pos, heading, start, parent, tree, exists, nearest, near_d, live, used = state
         active = live & (near_d < influence)
         to_attr = attr - pos[nearest]
         unit = to_attr / (_norm(to_attr, keepdims=True) + 1e-9)
         w = active.astype(jnp.float32)
-        pull = jax.ops.segment_sum(unit * w[:, None], nearest, num_segments=m)
-        count = jax.ops.segment_sum(w, nearest, num_segments=m)
+        pull = jax.ops.segment_sum(unit * w[:, None], nearest, num_segments=bound)
+        count = jax.ops.segment_sum(w, nearest, num_segments=bound)
         # The nodes with the most attractors grow first (ties broken at random), up to n_new per step.
-        priority = jnp.where(exists & (count > 0), count + x["jitter"], -1.0)
+        priority = jnp.where(exists[:bound] & (count > 0), count + x["jitter"][:bound], -1.0)
         _, grower = jax.lax.top_k(priority, n_new)
         ok = priority[grower] > 0
         base = pos[grower]
@@ -250,8 +295,8 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
         temporal_new = (new[:, 0] - faz.center_mm[0]) * nasal_sign < 0
         hemi_new = jnp.where(new[:, 1] < faz.center_mm[1], -1.0, 1.0)
         ok &= ~temporal_new | (hemi_new == root_hemi[tree[grower]])
-        same_kind = root_kind[tree][None, :] == kind_g[:, None]
-        hit = segments_cross(base[:, None], new[:, None], start[None], pos[None]) & exists[None] & same_kind
+        same_kind = root_kind[tree[:bound]][None, :] == kind_g[:, None]
+        hit = segments_cross(base[:, None], new[:, None], start[None, :bound], pos[None, :bound]) & exists[None, :bound] & same_kind
         ok &= ~jnp.any(hit, axis=1)
         # ... and across an earlier new segment of this step (of the same kind).
         pair = segments_cross(base[:, None], new[:, None], base[None], new[None]) & (kind_g[:, None] == kind_g[None])
@@ -268,12 +313,9 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
         exists = exists.at[slot].set(True, mode="drop")
         used = jnp.minimum(used + jnp.sum(ok), m)
         # Incremental nearest-node table: only the new nodes can be nearer than before.
-        d_new = jnp.sqrt(jnp.sum(jnp.square(attr[:, None] - new[None]), -1) + 1e-12)
         hemi_tree = root_hemi[tree[grower]]
         eligible = (~attr_temporal[:, None] | (attr_hemi[:, None] == hemi_tree[None])) & serves(attr_kind[:, None], kind_g[None])
-        d_new = jnp.where(ok[None] & eligible, d_new, jnp.inf)
-        best = jnp.argmin(d_new, axis=1)
-        best_d = jnp.min(d_new, axis=1)
+        best, best_d = nearest_fn(attr, new, ok[None] & eligible)
         closer = best_d < near_d
         nearest = jnp.where(closer, slot[best], nearest).astype(jnp.int32)
         near_d = jnp.where(closer, best_d, near_d)
@@ -281,7 +323,10 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz) 
         return (pos, heading, start, parent, tree, exists, nearest, near_d, live, used), None
 
     state = (pos, heading, start, parent, tree, exists, nearest, near_d, live, jnp.int32(n_roots))
-    state, _ = jax.lax.scan(grow_step, state, dict(noise=noise, jitter=jitter))
+    xs = dict(noise=noise, jitter=jitter)
+    phases = [(0, n_steps, m)] if reference else scan_phases(n_roots, n_new, n_steps, SCAN_PHASES)
+    for first, stop, bound in phases:
+        state, _ = jax.lax.scan(functools.partial(grow_step, bound), state, jax.tree.map(lambda v: v[first:stop], xs))
     pos, heading, start, parent, tree, exists, *_ = state
     exists = prune_twigs(parent, exists, g.min_twig_steps, n_steps + 1)
     leaves = leaf_counts(parent, exists, n_steps + 1)

@@ -176,3 +176,51 @@ def test_path_tortuosity_index_host_float64_matches_device(colonisation_cfg, sma
     index, whole = pathology.branch_tortuosity(graph, colonisation_cfg)
     assert int(jnp.sum(whole)) > 20 and 1.0 <= device < 1.05
     np.testing.assert_allclose(host, device, rtol=1e-5)
+
+
+def test_nearest_new_equals_the_reference():
+    """The fast nearest-node update gives the plain formula's index and distance (to float rounding), ties
+    (duplicate nodes: the first wins) and points with no allowed node (index 0, distance inf) included."""
+    k_p, k_n, k_a = jax.random.split(jax.random.key(12), 3)
+    points = jax.random.uniform(k_p, (300, 2), maxval=3.0)
+    nodes = jax.random.uniform(k_n, (9, 2), maxval=3.0).at[5].set(points[0]).at[7].set(points[0])
+    allowed = jax.random.bernoulli(k_a, 0.6, (300, 9)).at[:20].set(False).at[0].set(True)
+    fast = jax.jit(colonisation.nearest_new)(points, nodes, allowed)
+    ref = jax.jit(colonisation.nearest_new_reference)(points, nodes, allowed)
+    np.testing.assert_array_equal(np.asarray(fast[0]), np.asarray(ref[0]))
+    np.testing.assert_allclose(np.asarray(fast[1]), np.asarray(ref[1]), rtol=1e-6)
+    assert int(fast[0][0]) == 5 and not np.isfinite(np.asarray(fast[1][1:20])).any()
+
+
+def test_fast_growth_equals_the_reference(small_cfg, small_params):
+    """Every fast path of the growth (``reference=False``) grows the same trees as the plain formulas, on a
+    few seeds and both eyes: same topology, positions and radii to float tolerance."""
+    keys = jax.random.split(jax.random.key(13), 4)
+    signs = jnp.array([1.0, -1.0, 1.0, -1.0])
+
+    def grow(reference):
+        def one(key, sign):
+            k_faz, k_grow = jax.random.split(key)
+            return colonisation.grow_colonised(k_grow, small_params.vessels, small_cfg, _faz(k_faz, small_cfg.field.fov_mm), sign,
+                                               reference=reference)
+
+        return jax.tree.map(np.asarray, jax.jit(jax.vmap(one))(keys, signs))
+
+    fast, ref = grow(False), grow(True)
+    assert ref.valid.sum() > 100
+    for name in ("valid", "kind", "parent"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(ref, name), err_msg=name)
+    for name in ("start_mm", "end_mm", "radius_um"):
+        np.testing.assert_allclose(getattr(fast, name), getattr(ref, name), atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("roots,new,steps,phases", [(8, 24, 48, 4), (10, 32, 64, 4), (3, 6, 10, 4), (4, 12, 24, 7), (2, 5, 3, 4)])
+def test_scan_phases_cover_every_step_and_its_filled_slots(roots, new, steps, phases):
+    """The phases run every step once, in order, and each phase's slot bound holds every slot that can be
+    filled before any of its steps (at most ``new`` per step), within capacity and no less than ``new``
+    (the growers' top-k)."""
+    spans = colonisation.scan_phases(roots, new, steps, phases)
+    assert [t for a, b, _ in spans for t in range(a, b)] == list(range(steps))
+    for a, b, bound in spans:
+        assert new <= bound <= roots + steps * new
+        assert all(roots + t * new <= bound for t in range(a, b))
