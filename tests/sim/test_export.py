@@ -139,7 +139,7 @@ def test_batch_sharded_over_two_devices(reference, tmp_path):
     from PIL import Image
 
     out = tmp_path / "two_devices"
-    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2")  # and make test's
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2")  # keeps make test's flags
     code = (
         "import jax, sys; assert jax.local_device_count() == 2; from svr_jax import cli; "
         f"sys.exit(cli.main({['export', f'n={N}', f'out={out}', *SMALL]!r}))"
