@@ -27,6 +27,7 @@ object: ``c2st_fit_stats_3mm``, ``c2st_heldout_stats_3mm``, ``c2st_cnn_3mm``, ``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -60,7 +61,8 @@ def top_offsets(tables: dict[str, tuple[np.ndarray, np.ndarray, list[str]]], cou
     return sorted(rows, key=lambda r: -abs(r["z"]))[:count]
 
 
-def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, seed: int, variability: float, cnn_settings, cnn: bool) -> dict:
+def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, seed: int, variability: float, cnn_settings, cnn: bool,
+                 architecture: str | None = None) -> dict:
     from svr_jax import heldout_stats
     from svr_jax import stats as stats_lib
     from svr_jax.c2st import cnn_c2st, feature_c2st
@@ -70,6 +72,8 @@ def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, seed: int, vari
 
     started = time.perf_counter()
     cfg, params = preset_params(fov)
+    if architecture:
+        cfg = dataclasses.replace(cfg, growth=dataclasses.replace(cfg.growth, architecture=architecture))
     field = cfg.field
     real = load_folder(real_dir, scan_mm=field.fov_mm, disease="NORMAL", size_px=field.size_px, limit=limit, half="heldout")
     n = len(real)
@@ -133,6 +137,8 @@ def main(argv=None) -> int:
     parser.add_argument("--fov", nargs="+", default=["3mm", "6mm"], choices=sorted(PRESETS))
     parser.add_argument("--quick", action="store_true", help="24 held-out eyes per field, a shorter CNN budget")
     parser.add_argument("--no-cnn", action="store_true")
+    parser.add_argument("--architecture", choices=("colonisation", "branching"), default=None,
+                        help="the trees' growth (GrowthConfig.architecture); default: the preset's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variability", type=float, default=None,
                         help="per-sample parameter spread of the synthetic images (default: generate/export's, conf/generate.yaml)")
@@ -149,14 +155,14 @@ def main(argv=None) -> int:
     variability = default_variability() if args.variability is None else args.variability
     cnn_settings = CnnSettings(max_steps=200) if args.quick else CnnSettings()
     by_fov = {fov: evaluate_fov(fov, args.real, limit=24 if args.quick else None, seed=args.seed, variability=variability,
-                                cnn_settings=cnn_settings, cnn=not args.no_cnn) for fov in args.fov}
+                                cnn_settings=cnn_settings, cnn=not args.no_cnn, architecture=args.architecture) for fov in args.fov}
     summary = {}
     for fov, result in by_fov.items():
         for key in ("c2st_fit_stats", "c2st_heldout_stats", "c2st_cnn"):
             summary[f"{key}_{fov}"] = result.get(key)
         summary[f"cnn_train_acc_{fov}"] = result.get("cnn_train_acc")
         summary[f"n_real_{fov}"] = result["n_real"]
-    summary.update(real_half="heldout", variability=variability, seed=args.seed, quick=args.quick,
+    summary.update(real_half="heldout", architecture=args.architecture, variability=variability, seed=args.seed, quick=args.quick,
                    seconds=round(time.perf_counter() - started, 1), by_fov=by_fov)
     print(json.dumps(summary))
     return 0

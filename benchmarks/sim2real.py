@@ -28,6 +28,7 @@ The last printed line is one JSON object: ``balanced_accuracy`` (pooled, synthet
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import shutil
@@ -76,7 +77,8 @@ def in_chunks(fn, images: np.ndarray, size: int) -> np.ndarray:
 DR_STAGE_WEIGHTS = (0.4, 0.3, 0.15, 0.15)
 
 
-def synthetic_set(fov: str, n: int, seed: int, *, variability: float, dr_fraction: float = 0.5, chunk: int = 16) -> dict:
+def synthetic_set(fov: str, n: int, seed: int, *, variability: float, dr_fraction: float = 0.5, chunk: int = 16,
+                  architecture: str | None = None) -> dict:
     """``n`` synthetic images of the preset of ``fov`` (``conf/fov/<fov>.yaml``): images, stages, DR
     labels (stage >= mild) and large-vessel masks. Half normal, the rest over mild .. PDR by
     ``DR_STAGE_WEIGHTS``; each sample's parameters drawn around the preset with ``svr_jax.variability``
@@ -90,6 +92,8 @@ def synthetic_set(fov: str, n: int, seed: int, *, variability: float, dr_fractio
     from svr_jax.simulate import sample_keys
 
     sim, params = preset_params(fov)
+    if architecture:  # the trees' growth (GrowthConfig.architecture); None: the preset's
+        sim = dataclasses.replace(sim, growth=dataclasses.replace(sim.growth, architecture=architecture))
     run = batched_simulator(sim, PathologyConfig("mixed", (1.0 - dr_fraction,) + tuple(dr_fraction * w for w in DR_STAGE_WEIGHTS)), float(variability))
     images, stages, masks = [], [], []
     for start in range(0, n, chunk):
@@ -347,6 +351,8 @@ def main(argv=None) -> int:
                         help="scale of per-sample parameter spread (0: the preset alone); default: that of svr generate/export "
                              "(svr_jax.variability.DEFAULT_VARIABILITY), the population the presets are fitted as (spread_ratio of benchmarks/realism.py)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--architecture", choices=("colonisation", "branching"), default=None,
+                        help="the trees' growth (GrowthConfig.architecture); default: the preset's")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "sim2real")
     parser.add_argument("--quick", action="store_true", help="128 images per field (64 held out), 100 steps each (50 for the real-data reference)")
     parser.add_argument("--results", action="store_true", help="rewrite the sim-to-real table of docs/results.md and docs/img/sim2real_differences.png")
@@ -372,7 +378,7 @@ def main(argv=None) -> int:
     by_fov, plots, synthetic_sets, reals, pooled = {}, {}, {}, {}, dict(labels=[], cnn=[], features=[], cv_cnn=[], cv_features=[])
     for f_index, fov in enumerate(args.fov):
         t0 = time.perf_counter()
-        syn = synthetic_set(fov, args.n, seed=10_000_019 + args.seed, variability=args.variability)
+        syn = synthetic_set(fov, args.n, seed=10_000_019 + args.seed, variability=args.variability, architecture=args.architecture)
         real = real_set(args.real, fov)
         synthetic_sets[fov] = syn
         log(f"{fov}: {args.n} synthetic ({int(syn['dr'].sum())} DR), {len(real['dr'])} real ({int(real['dr'].sum())} DR), "
@@ -388,7 +394,7 @@ def main(argv=None) -> int:
         # never choose them. The threshold that best separates the earliest stage (mild) from normal: every
         # later stage scores higher, and, unlike the best cut over the whole mix, it does not depend on how
         # DR_STAGE_WEIGHTS share the DR half out (a mix heavy in advanced disease pushes that cut up).
-        val = synthetic_set(fov, args.val_n, seed=20_000_033 + args.seed, variability=args.variability)
+        val = synthetic_set(fov, args.val_n, seed=20_000_033 + args.seed, variability=args.variability, architecture=args.architecture)
         val_cnn, val_linear = classifier_scores(params, downsample(val["images"], args.factor)), linear(statistics(val["images"], fov))
         earliest = val["stage"] <= 1
         threshold = dict(cnn=metrics.balanced_threshold(val["dr"][earliest], val_cnn[earliest]),
@@ -452,7 +458,7 @@ def main(argv=None) -> int:
     result = dict(
         balanced_accuracy=pooled_summary["cnn"]["balanced_accuracy"], auc=pooled_summary["cnn"]["auc"],
         dice=segmentation["pooled"].get("dice"), by_fov=by_fov, pooled=pooled_summary, segmentation=segmentation,
-        n_synthetic=args.n, n_validation=args.val_n, variability=args.variability, factor=args.factor, cls_steps=args.cls_steps, cv_steps=args.cv_steps, seg_steps=args.seg_steps, seed=args.seed, quick=args.quick,
+        n_synthetic=args.n, n_validation=args.val_n, variability=args.variability, factor=args.factor, cls_steps=args.cls_steps, cv_steps=args.cv_steps, seg_steps=args.seg_steps, seed=args.seed, quick=args.quick, architecture=args.architecture,
         seconds=round(time.perf_counter() - t_start, 1),
     )
     (args.out / "table.md").write_text(table(result) + "\n")
