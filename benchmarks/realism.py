@@ -27,7 +27,6 @@ object: ``c2st_fit_stats_3mm``, ``c2st_heldout_stats_3mm``, ``c2st_cnn_3mm``, ``
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -71,9 +70,7 @@ def evaluate_fov(fov: str, real_dir: Path, *, limit: int | None, seed: int, vari
     from svr_jax.realdata import load_folder
 
     started = time.perf_counter()
-    cfg, params = preset_params(fov)
-    if architecture:
-        cfg = dataclasses.replace(cfg, growth=dataclasses.replace(cfg.growth, architecture=architecture))
+    cfg, params = preset_params(fov, architecture)
     field = cfg.field
     real = load_folder(real_dir, scan_mm=field.fov_mm, disease="NORMAL", size_px=field.size_px, limit=limit, half="heldout")
     n = len(real)

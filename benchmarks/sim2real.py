@@ -28,7 +28,6 @@ The last printed line is one JSON object: ``balanced_accuracy`` (pooled, synthet
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import shutil
@@ -91,9 +90,7 @@ def synthetic_set(fov: str, n: int, seed: int, *, variability: float, dr_fractio
     from svr_jax.pathology import PathologyConfig
     from svr_jax.simulate import sample_keys
 
-    sim, params = preset_params(fov)
-    if architecture:  # the trees' growth (GrowthConfig.architecture); None: the preset's
-        sim = dataclasses.replace(sim, growth=dataclasses.replace(sim.growth, architecture=architecture))
+    sim, params = preset_params(fov, architecture)  # architecture None: the preset's trees
     run = batched_simulator(sim, PathologyConfig("mixed", (1.0 - dr_fraction,) + tuple(dr_fraction * w for w in DR_STAGE_WEIGHTS)), float(variability))
     images, stages, masks = [], [], []
     for start in range(0, n, chunk):

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -96,10 +95,7 @@ def preset_tree_config(fov: str, architecture: str | None = None):
     """The preset's static config (with ``architecture`` if given) and parameters, as `svr generate` uses them."""
     from svr_jax.presets import preset_params
 
-    cfg, params = preset_params(fov)
-    if architecture:
-        cfg = dataclasses.replace(cfg, growth=dataclasses.replace(cfg.growth, architecture=architecture))
-    return cfg, params
+    return preset_params(fov, architecture)
 
 
 def synthetic_masks(fov: str, n: int, seed: int, batch: int = 16, architecture: str | None = None,

@@ -49,12 +49,13 @@ def sim_and_params(fov_name: str, size_px, fov_mm, fov_params: dict, user_params
     return sim, params
 
 
-def preset_params(fov_name: str) -> tuple[config_lib.SimConfig, config_lib.SimParams]:
-    """The static config and the parameters `svr generate fov=<fov_name>` uses: the library defaults
-    overlaid with the fitted values in ``conf/fov/<fov_name>.yaml``."""
+def preset_params(fov_name: str, architecture: str | None = None) -> tuple[config_lib.SimConfig, config_lib.SimParams]:
+    """The static config and the parameters `svr generate fov=<fov_name> [architecture=...]` uses: the
+    library defaults overlaid with the fitted values in ``conf/fov/<fov_name>.yaml``."""
     from omegaconf import OmegaConf
 
     node = OmegaConf.load(conf_dir() / "fov" / f"{fov_name}.yaml")
-    return sim_and_params(fov_name, None, None, OmegaConf.to_container(node.get("params") or {}, resolve=True), {})
+    return sim_and_params(fov_name, None, None, OmegaConf.to_container(node.get("params") or {}, resolve=True), {},
+                          architecture)
 
 
