@@ -230,6 +230,12 @@ class SimParams:
     pathology: PathologyParams = dataclasses.field(default_factory=PathologyParams)
 
 
+def as_float32(params: SimParams) -> SimParams:
+    """``params`` with every value a float32 array. Presets hold Python floats (weakly typed under jit),
+    draws and fits hold arrays: a compiled program called with both would compile twice."""
+    return jax.tree.map(lambda value: jax.numpy.asarray(value, "float32"), params)
+
+
 # Presets mirror OCTA-500's two scan sizes.
 PRESETS: dict[str, SimConfig] = {
     "3mm": SimConfig(field=FieldConfig(fov_mm=3.0, size_px=304), growth=GrowthConfig(), noise="decorrelation",

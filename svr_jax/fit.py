@@ -31,7 +31,7 @@ import numpy as np
 import optax
 
 from . import stats as stats_lib
-from .config import SimConfig, SimParams
+from .config import SimConfig, SimParams, as_float32
 from .parameters import DEFAULT_FIT_PARAMS as DEFAULT_FIT_PARAMS
 from .parameters import EXTRA_FIT_PARAMS as EXTRA_FIT_PARAMS
 from .parameters import FitParam as FitParam
@@ -78,9 +78,9 @@ def to_constrained(logits: jax.Array, fit_params: Sequence[FitParam]) -> jax.Arr
     return jnp.clip(lo + (hi - lo) * jax.nn.sigmoid(logits), lo, hi)  # clip: float32 rounding at saturation
 
 
-def population_images(keys: jax.Array, params: SimParams, cfg: SimConfig, variability: float = 0.0) -> jax.Array:
+def population_images(keys: jax.Array, params: SimParams, cfg: SimConfig, variability: float | jax.Array = 0.0) -> jax.Array:
     """[B] keys -> [B, H, W]: one image per key, each simulated with its own parameters drawn around
-    ``params`` at ``variability`` (``svr_jax.variability``; 0: ``params`` itself)."""
+    ``params`` at ``variability`` (``svr_jax.variability``; 0: ``params`` itself; an array: traced)."""
     return jax.vmap(lambda key: simulate(key, per_sample_params(key, params, variability), cfg).image)(keys)
 
 
@@ -195,6 +195,8 @@ def fit(
             template = dict(state, losses=jnp.zeros((saved_steps,), jnp.float32),
                             group_losses={g: jnp.zeros((saved_steps,), jnp.float32) for g in real})
             restored = manager.restore(latest, args=ocp.args.Composite(state=ocp.args.StandardRestore(template)))["state"]
+            # Uncommitted, as a fresh state: arrays committed to a device would make jit compile the step anew.
+            restored = jax.tree.map(jnp.asarray, jax.device_get(restored))
             # A longer fit (steps raised) continues: its loss history grows, the new steps still NaN.
             extend = lambda a: jnp.concatenate([a[:steps], jnp.full((max(0, steps - a.shape[0]),), jnp.nan, jnp.float32)])  # noqa: E731
             state = dict(restored, losses=extend(restored["losses"]),
@@ -261,8 +263,9 @@ def _statistics_fn(cfg: SimConfig):
 
 
 @functools.lru_cache(maxsize=8)
-def _images_fn(cfg: SimConfig, variability: float):
-    return jax.jit(functools.partial(population_images, cfg=cfg, variability=variability))
+def _images_fn(cfg: SimConfig):
+    """One program per config for every spread (an argument)."""
+    return jax.jit(functools.partial(population_images, cfg=cfg))
 
 
 def real_summary(images: np.ndarray, cfg: SimConfig, *, chunk: int = 16, joint: bool = False,
@@ -283,8 +286,8 @@ def real_summary(images: np.ndarray, cfg: SimConfig, *, chunk: int = 16, joint: 
 def simulate_images(params: SimParams, cfg: SimConfig, *, n: int, seed: int, variability: float = 0.0, chunk: int = 16) -> np.ndarray:
     """[n, H, W] synthetic images (fixed chunk shape: one compilation), each sample's parameters drawn
     around ``params`` at ``variability`` (``svr_jax.variability``; 0: ``params`` itself)."""
-    fn = _images_fn(cfg, float(variability))
+    fn, spread = _images_fn(cfg), jnp.float32(variability)
     out = []
     for start in range(0, n, chunk):
-        out.append(np.asarray(fn(sample_keys(seed, jnp.arange(start, start + chunk)), params)))
+        out.append(np.asarray(fn(sample_keys(seed, jnp.arange(start, start + chunk)), as_float32(params), variability=spread)))
     return np.concatenate(out)[:n]

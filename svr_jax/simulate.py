@@ -220,8 +220,10 @@ def simulate(key: jax.Array, params: SimParams, cfg: SimConfig, stage="normal") 
     """One synthetic OCTA sample. Pure; vmap over ``key``, jit with ``cfg`` (and ``stage``) static.
 
     ``stage``: a name in ``pathology.STAGE_CHOICES`` or a ``pathology.PathologyConfig`` (static), or an
-    int array (traced: e.g. vmapped per-sample stages of a balanced set). ``"normal"`` is the healthy
-    pipeline, with no disease code traced at all.
+    array (traced): [] int, the stage (e.g. vmapped per-sample stages of a balanced set), or
+    [len(STAGES)] float, the weights each sample draws its stage from (``pathology.stage_weights``:
+    one program for every mixture and DR stage). ``"normal"`` is the healthy pipeline, with no disease
+    code traced at all.
     """
     if not _is_stage_array(stage) and not pathology.as_config(stage).active:
         return _simulate_healthy(key, params, cfg)
@@ -251,7 +253,9 @@ def grow_diseased(key: jax.Array, params: SimParams, cfg: SimConfig, stage) -> t
     k_grow = jax.random.split(key)[0]
     k_stage, k_chain = jax.random.split(jax.random.fold_in(key, PATHOLOGY_STREAM))
     with jax.named_scope("pathology"):
-        if _is_stage_array(stage):
+        if _is_stage_array(stage) and np.ndim(stage) == 1:
+            stage_id = pathology.draw_weighted_stage(k_stage, stage)
+        elif _is_stage_array(stage):
             stage_id = jnp.asarray(stage, jnp.int32)
         else:
             stage_id = pathology.draw_stage(k_stage, pathology.as_config(stage))

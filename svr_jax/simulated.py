@@ -17,10 +17,12 @@ def simulated(cfg: SimConfig, params: SimParams, *, stage: str = "mixed", seed: 
     import jax
     import jax.numpy as jnp
 
-    from .simulate import sample_keys, simulate
+    from .batch import batched_simulator
+    from .pathology import as_config
+    from .simulate import sample_keys
 
     batch = max(1, min(batch, n))
-    render = jax.jit(jax.vmap(lambda key, p: simulate(key, p, cfg, stage), in_axes=(0, None)))
+    render = batched_simulator(cfg, as_config(stage))  # the exporters' program: compiled once per process
     for start in range(first_index, first_index + n, batch):
         count = min(batch, first_index + n - start)
         host = jax.device_get(render(sample_keys(seed, jnp.arange(start, start + batch)), params))

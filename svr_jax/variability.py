@@ -56,10 +56,16 @@ def variability_key(sample_key: jax.Array) -> jax.Array:
     return jax.random.fold_in(sample_key, 0x7A12)
 
 
-def per_sample_params(sample_key: jax.Array, params: SimParams, scale: float) -> SimParams:
-    """The parameters the sample of ``sample_key`` is simulated with: drawn around ``params`` at a static
-    ``scale`` (0: ``params`` itself, and no draw is traced)."""
-    return sample_params(variability_key(sample_key), params, scale) if scale else params
+def per_sample_params(sample_key: jax.Array, params: SimParams, scale: float | jax.Array) -> SimParams:
+    """The parameters the sample of ``sample_key`` is simulated with: drawn around ``params`` at ``scale``.
+
+    A Python ``scale`` of 0 returns ``params`` and traces no draw. A traced ``scale`` (one compiled
+    program for every spread) returns ``params`` exactly where it is 0: ``sample_params`` at scale 0
+    rounds the dimming complements and clips the fractions."""
+    if not isinstance(scale, jax.Array):
+        return sample_params(variability_key(sample_key), params, scale) if scale else params
+    drawn = sample_params(variability_key(sample_key), params, scale)
+    return jax.tree.map(lambda d, p: jnp.where(scale > 0, d, p), drawn, params)
 
 
 def default_variability() -> float:

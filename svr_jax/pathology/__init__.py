@@ -43,7 +43,9 @@ from ._staging import STAGES as STAGES
 from ._staging import PathologyConfig as PathologyConfig
 from ._staging import as_config as as_config
 from ._staging import draw_stage as draw_stage
+from ._staging import draw_weighted_stage as draw_weighted_stage
 from ._staging import stage_profile as stage_profile
+from ._staging import stage_weights as stage_weights
 from ._tortuosity import SPAN_SLACK as SPAN_SLACK
 from ._tortuosity import random_tortuosity as random_tortuosity
 from ._tortuosity import tortuosity as tortuosity

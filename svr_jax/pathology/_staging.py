@@ -87,12 +87,26 @@ def as_config(stage: "str | PathologyConfig | None") -> PathologyConfig:
     return PathologyConfig(stage=str(stage))
 
 
+def stage_weights(pcfg: PathologyConfig) -> np.ndarray:
+    """[len(STAGES)] float32 stage weights of a setting: the mixture, or one-hot on a fixed stage. As an
+    argument of ``simulate`` (``draw_weighted_stage``) one compiled program serves every setting."""
+    if pcfg.stage == "mixed":
+        return np.asarray(pcfg.mixture, np.float32)
+    return np.eye(len(STAGES), dtype=np.float32)[STAGES.index(pcfg.stage)]
+
+
+def draw_weighted_stage(key: jax.Array, weights: jax.Array) -> jax.Array:
+    """[] int32 stage drawn with probabilities ``weights`` (normalised). A one-hot stage always wins:
+    its log-odds margin (69) exceeds any two float32 Gumbel draws' difference (< 22)."""
+    weights = jnp.asarray(weights, jnp.float32)
+    return jax.random.categorical(key, jnp.log(weights / jnp.sum(weights) + 1e-30)).astype(jnp.int32)
+
+
 def draw_stage(key: jax.Array, pcfg: PathologyConfig) -> jax.Array:
     """[] int32 stage of one sample: fixed, or drawn from the mixture."""
     if pcfg.stage != "mixed":
         return jnp.int32(STAGES.index(pcfg.stage))
-    weights = jnp.asarray(pcfg.mixture, jnp.float32)
-    return jax.random.categorical(key, jnp.log(weights / jnp.sum(weights) + 1e-30)).astype(jnp.int32)
+    return draw_weighted_stage(key, stage_weights(pcfg))
 
 
 def stage_profile(stage: jax.Array) -> dict:

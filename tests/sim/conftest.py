@@ -2,6 +2,7 @@ import dataclasses
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import pytest
 
 import svr_jax as svr
@@ -41,6 +42,25 @@ def branching_cfg(small_cfg) -> svr.SimConfig:
 def colonisation_cfg(small_cfg) -> svr.SimConfig:
     """``small_cfg`` with the space-colonisation trees (GrowthConfig.architecture = "colonisation")."""
     return dataclasses.replace(small_cfg, growth=dataclasses.replace(small_cfg.growth, architecture="colonisation"))
+
+
+# The batch of the small field's exporter programs (``svr_jax.batch.batched_simulator``): test files that
+# simulate batches of ``small_cfg`` use this one size, so each program compiles once for all of them.
+SMALL_BATCH = 48
+
+
+@pytest.fixture(scope="session")
+def small_batch(small_cfg):
+    """run(pathology setting, params, seed) -> Sample [SMALL_BATCH] of ``small_cfg`` by the exporters' programs
+    (healthy for "normal", one program for every other setting and spread)."""
+    from svr_jax.batch import batched_simulator
+    from svr_jax.pathology import as_config
+
+    def run(stage="normal", params=None, seed: int = 0, variability: float = 0.0):
+        keys = svr.sample_keys(seed, jnp.arange(SMALL_BATCH))
+        return batched_simulator(small_cfg, as_config(stage), variability)(keys, params)
+
+    return run
 
 
 @pytest.fixture(scope="session")

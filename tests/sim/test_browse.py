@@ -15,7 +15,7 @@ from svr_jax import cli
 from svr_jax.browse import headless, layers
 from svr_jax.browse.sample import text_boxes
 
-SMALL = ["size_px=96", "fov_mm=1.5", "shard_size=6", "batch=6", "seed=5", "stage=mixed"]  # as test_export: one compile
+SMALL = ["size_px=64", "fov_mm=1.0", "shard_size=6", "batch=4", "seed=5", "stage=mixed"]  # as test_export: one compile
 N = 18
 PAGE = 5  # index rows a file: four pages, so the grid loads pages lazily
 TASKS = ["tasks.grounding=0.4"]  # enough grounding records to have boxes in the text

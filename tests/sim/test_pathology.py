@@ -8,6 +8,7 @@ minutes on a CPU. Single-sample checks use the full renderer.
 """
 
 import dataclasses
+import functools
 import json
 
 import jax
@@ -23,6 +24,7 @@ from svr_jax.graph import CAPILLARY, VEIN
 from svr_jax.pathology import _render as lesion_render
 from svr_jax.pathology._findings import SLOT_OFFSETS
 from svr_jax.pathology._microaneurysm import MAX_MICROANEURYSMS
+from conftest import SMALL_BATCH
 from svr_jax.simulate import fits_windows, grow_diseased, pixel_centers_mm, render_signal, segment_groups, simulate
 
 CFG_3MM = svr.preset("3mm")
@@ -33,14 +35,20 @@ FOUR = np.ones((3, 3), bool) * np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
 EIGHT = np.ones((3, 3), bool)
 
 
-def lesions_only(cfg, params, pcfg):
-    """jit(vmap) of the lesions-only fast path: keys [B] -> Lesions [B]."""
-
-    def one(key):
-        _, disease = grow_diseased(key, params, cfg, pcfg)
+@functools.lru_cache(maxsize=None)
+def _lesions_program(cfg):
+    def one(key, params, weights):
+        _, disease = grow_diseased(key, params, cfg, weights)
         return pathology.render_lesions(disease, cfg, params)[1]
 
-    return jax.jit(jax.vmap(one))
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
+
+
+def lesions_only(cfg, params, pcfg):
+    """jit(vmap) of the lesions-only fast path: keys [B] -> Lesions [B]; the stage setting is an argument
+    (one program for every setting)."""
+    weights = jnp.asarray(pathology.stage_weights(pcfg))
+    return lambda keys: _lesions_program(cfg)(keys, params, weights)
 
 
 def run_batches(fn, n: int, batch: int, seed: int = 0):
@@ -57,14 +65,9 @@ def mixed_500(request):
     return run_batches(lesions_only(CFG_3MM, PARAMS_3MM, MIXED), request.param, 100)
 
 
-@pytest.fixture(scope="module")
-def small_stage_sim(small_cfg):
-    """jit(simulate) on the small field: "normal" (healthy pipeline) or "traced" (stage id argument)."""
-    programs = dict(
-        normal=jax.jit(lambda key, params: simulate(key, params, small_cfg, "normal")),
-        traced=jax.jit(lambda key, p, stage: simulate(key, p, small_cfg, stage)),
-    )
-    return programs.__getitem__
+def first(batch):
+    """Sample 0 of a batch, on the host."""
+    return jax.tree.map(lambda a: np.asarray(a)[0], jax.device_get(batch))
 
 
 # --- Must show ---------------------------------------------------------------------------------
@@ -203,7 +206,7 @@ CONTINUOUS = ("faz_enlargement", "dropout_extent", "dropout_depth", "dropout_sof
               "nv_size_mm", "nv_radius_um", "irma_length_mm", "irma_radius_um", "tortuosity_gain", "beading_gain", "lesion_signal")
 
 
-def test_gradients_of_each_operator_are_finite_and_nonzero(small_cfg, small_params):
+def test_gradients_of_each_operator_are_finite_and_nonzero(small_batch, small_cfg, small_params):
     cfg = small_cfg
     weights = jax.random.uniform(jax.random.key(9), (cfg.field.size_px,) * 2)
 
@@ -214,12 +217,12 @@ def test_gradients_of_each_operator_are_finite_and_nonzero(small_cfg, small_para
         lesion_signal, _ = pathology.render_lesions(disease, cfg, params)
         return jnp.mean(weights * (superficial + lesion_signal + 0.5 * deep))
 
-    grow_jit = jax.jit(lambda key: grow_diseased(key, small_params, cfg, "pdr")[1])
-    for seed in range(20):  # a sample where every lesion type of the stage is present
-        key = jax.random.key(seed)
-        d = grow_jit(key)
-        if all(bool(jnp.any(x)) for x in (d.regions.present, d.microaneurysms.present, d.neovascularization.present, d.irma.present)):
-            break
+    # A sample where every lesion type of the stage is present (the exporters' program, shared).
+    findings = jax.device_get(small_batch("pdr", small_params, seed=0).lesions.findings)
+    types = [np.any(findings.present & (findings.type == pathology.LESION_NAMES.index(name)), -1)
+             for name in ("nonperfusion", "microaneurysm", "neovascularization", "irma")]
+    key = svr.sample_keys(0, jnp.arange(SMALL_BATCH))[int(np.argmax(np.all(types, 0)))]
+    assert np.any(np.all(types, 0))
     grads = jax.jit(jax.grad(statistic))(small_params.pathology, key)
     print("d statistic / d", {name: f"{float(getattr(grads, name)):.3g}" for name in CONTINUOUS})
     for name in CONTINUOUS:
@@ -349,36 +352,37 @@ def test_instance_map_points_at_the_findings(mixed_500):
                 np.testing.assert_allclose(area_px * (CFG_3MM.field.pixel_um / 1000) ** 2, f["area_mm2"][i, slot], rtol=1e-5)
 
 
-def test_normal_stage_is_the_healthy_pipeline_and_a_healthy_draw_matches_it(small_stage_sim, small_cfg, small_params):
-    key = jax.random.key(21)
+def test_normal_stage_is_the_healthy_pipeline_and_a_healthy_draw_matches_it(small_batch, small_cfg, small_params):
+    key = jax.random.key(3)
     # stage="normal" traces exactly the healthy program (no disease code at all).
     plain = jax.make_jaxpr(lambda k: simulate(k, small_params, small_cfg))(key)
     assert str(jax.make_jaxpr(lambda k: simulate(k, small_params, small_cfg, "normal"))(key)) == str(plain)
-    normal = small_stage_sim("normal")(key, small_params)
+    # The exporters' programs: the healthy one, and the disease one drawing stage 0 for every sample.
+    normal = jax.device_get(small_batch("normal", small_params, seed=3))
     assert not any(bool(m.any()) for m in normal.lesions.masks.values())
-    drawn_healthy = small_stage_sim("traced")(key, small_params, jnp.int32(0))
-    assert int(drawn_healthy.lesions.stage) == 0
+    drawn_healthy = jax.device_get(small_batch(ONLY_HEALTHY, small_params, seed=3))
+    assert np.all(drawn_healthy.lesions.stage == 0)
     np.testing.assert_allclose(drawn_healthy.image, normal.image, atol=1e-5)
     np.testing.assert_array_equal(drawn_healthy.masks["vessel"], normal.masks["vessel"])
 
 
-def test_pdr_sample_is_diseased_everywhere_it_should_be(small_stage_sim, small_params):
-    healthy = small_stage_sim("normal")(jax.random.key(4), small_params)
-    pdr = small_stage_sim("traced")(jax.random.key(4), small_params, jnp.int32(4))
+def test_pdr_sample_is_diseased_everywhere_it_should_be(small_batch, small_params):
+    healthy = first(small_batch("normal", small_params, seed=4))
+    pdr = first(small_batch("pdr", small_params, seed=4))
     assert int(pdr.lesions.stage) == 4 and bool(pdr.lesions.label_dr)
     assert float(pdr.lesions.measures["tortuosity_index"]) > float(healthy.lesions.measures["tortuosity_index"])
     assert float(pdr.stats["faz_area_mm2"]) > float(healthy.stats["faz_area_mm2"])
     assert bool(pdr.lesions.masks["nonperfusion"].any())
     # NV vessels are vessels: in the vessel mask.
-    assert bool(jnp.all(pdr.masks["vessel"][pdr.lesions.masks["neovascularization"]]))
+    assert bool(np.all(pdr.masks["vessel"][pdr.lesions.masks["neovascularization"]]))
 
 
-def test_host_float64_measures_match_the_device(small_stage_sim, small_params, small_cfg):
+def test_host_float64_measures_match_the_device(small_batch, small_params, small_cfg):
     """The export writes host (float64) recomputations of the device's float32 reductions: same values."""
     from svr_jax.export.pipeline import host_statistics
     from svr_jax.simulated import host_graph
 
-    pdr = jax.device_get(small_stage_sim("traced")(jax.random.key(4), small_params, jnp.int32(4)))
+    pdr = first(small_batch("pdr", small_params, seed=4))
     host = float(pathology.tortuosity_index(host_graph(pdr.anatomy.graph), small_cfg, xp=np))
     assert host > 1.0
     np.testing.assert_allclose(host, float(pdr.lesions.measures["tortuosity_index"]), rtol=1e-5)
@@ -386,6 +390,18 @@ def test_host_float64_measures_match_the_device(small_stage_sim, small_params, s
     assert set(stats) == set(pdr.stats)
     for name, value in stats.items():
         np.testing.assert_allclose(value, float(pdr.stats[name]), rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_a_one_hot_stage_weight_is_that_stage_for_every_key():
+    # The exporters pass a fixed stage as one-hot weights (one program for every setting): the draw
+    # must give that stage for every key, as the static setting does.
+    keys = jax.random.split(jax.random.key(0), 20000)
+    draw = jax.jit(jax.vmap(pathology.draw_weighted_stage, in_axes=(0, None)))
+    for i, name in enumerate(pathology.STAGES):
+        weights = pathology.stage_weights(pathology.PathologyConfig(name))
+        assert np.all(np.asarray(draw(keys, weights)) == i)
+    mixed = np.asarray(draw(keys, pathology.stage_weights(MIXED)))
+    np.testing.assert_allclose(np.bincount(mixed, minlength=5) / len(keys), MIXED.mixture, atol=0.015)
 
 
 def test_stage_config_errors_name_the_value():
@@ -398,7 +414,7 @@ def test_stage_config_errors_name_the_value():
 def test_generate_stage_metadata_names_each_lesion_type(tmp_path):
     out = tmp_path / "pdr"
     assert cli.main(["generate", "n=2", f"out={out}", "stage=mixed", "stage.mixture.normal=0", "stage.mixture.mild=0",
-                     "stage.mixture.moderate=0", "stage.mixture.severe=0", "size_px=64", "fov_mm=1.0", "batch=2"]) == 0
+                     "stage.mixture.moderate=0", "stage.mixture.severe=0", "size_px=64", "fov_mm=1.0", "batch=4"]) == 0
     meta = json.loads((out / "meta" / "000001.json").read_text())
     assert meta["stage"] == "pdr" and meta["label_dr"] is True
     assert set(meta["lesion_counts"]) == set(pathology.LESION_NAMES)

@@ -36,9 +36,9 @@ def test_sample_keys_independent_of_batch_layout():
     np.testing.assert_array_equal(whole[6:], part)
 
 
-def test_vmap_equals_loop(small_cfg, small_params, simulate_jit):
+def test_vmap_equals_loop(small_batch, small_params, simulate_jit):
     keys = svr.sample_keys(0, jnp.arange(4))
-    batched = jax.jit(lambda k, p: svr.simulate_batch(k, p, small_cfg))(keys, small_params)
+    batched = small_batch("normal", small_params, seed=0)  # the exporters' jit(vmap(simulate)), keys 0 .. 47
     for i in range(4):
         single = simulate_jit(keys[i], small_params)
         np.testing.assert_allclose(np.asarray(batched.image[i]), np.asarray(single.image), atol=1e-5)

@@ -13,7 +13,7 @@ from svr_jax.text.measure import Lesion, Measured
 from svr_jax.text.paraphrase import Paraphraser
 from train_vlm.answers import parse_answer
 
-N_SAMPLES = 48
+N_SAMPLES = 48  # = SMALL_BATCH of conftest.py: the disease program test_pathology runs too (one compile)
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from svr_jax import config as config_lib
-from svr_jax.simulate import sample_keys, simulate, simulate_batch
-from svr_jax.variability import ADDITIVE, COMPLEMENTS, SPREADS, sample_params, variability_key
+from svr_jax.simulate import simulate
+from svr_jax.variability import ADDITIVE, COMPLEMENTS, SPREADS, per_sample_params, sample_params
 
 
 def test_scale_zero_is_the_preset_and_draws_are_reproducible():
@@ -19,6 +19,13 @@ def test_scale_zero_is_the_preset_and_draws_are_reproducible():
         assert np.allclose(a, b)
     a, b = sample_params(jax.random.key(3), params), sample_params(jax.random.key(3), params)
     assert all(np.array_equal(x, y) for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+    # A traced spread (one program for every spread) gives the preset bit for bit at 0, the draw elsewhere.
+    traced = jax.jit(lambda key, scale: per_sample_params(key, params, scale))
+    at_zero, at_half = traced(jax.random.key(3), jnp.float32(0.0)), traced(jax.random.key(3), jnp.float32(0.5))
+    assert all(np.array_equal(x, np.asarray(y, x.dtype)) for x, y in zip(jax.tree_util.tree_leaves(at_zero), jax.tree_util.tree_leaves(params)))
+    want = per_sample_params(jax.random.key(3), params, 0.5)
+    assert all(np.allclose(x, y, rtol=1e-6) for x, y in zip(jax.tree_util.tree_leaves(at_half), jax.tree_util.tree_leaves(want)))
+    assert not np.allclose(at_half.appearance.gain, params.appearance.gain)
 
 
 def test_spread_matches_the_table_and_fractions_stay_valid():
@@ -44,19 +51,18 @@ def test_spread_matches_the_table_and_fractions_stay_valid():
             assert np.std(np.log(values / base)) == pytest.approx(sd, rel=0.1), name
 
 
-# The programs below are written as tests/sim/test_simulate.py writes them (same lambdas, same small
-# config, parameters as arguments): the persistent XLA cache compiles each once for both files.
-def test_varied_batch_renders_and_differs_per_sample(small_cfg, small_params):
-    keys = sample_keys(0, jnp.arange(4))
-    varied = jax.jit(jax.vmap(lambda k, p: simulate(k, sample_params(variability_key(k), p), small_cfg), in_axes=(0, None)))
-    images = np.asarray(varied(keys, small_params).image)
+def test_varied_batch_renders_and_differs_per_sample(small_batch, small_params):
+    # The exporters' program at two spreads (an argument: one compilation, shared with test_simulate).
+    images = np.asarray(small_batch("normal", small_params, variability=1.0).image)
     assert np.isfinite(images).all() and images.min() >= 0 and images.max() <= 1
-    plain = np.asarray(jax.jit(lambda k, p: simulate_batch(k, p, small_cfg))(keys, small_params).image)
+    plain = np.asarray(small_batch("normal", small_params).image)
     assert not np.allclose(images, plain)
     means = images.mean((1, 2))
     assert np.ptp(means) > 0.01  # brightness varies between samples
 
 
+# Written as tests/sim/test_simulate.py writes it (same lambda, same small config, parameters as
+# arguments): the persistent XLA cache compiles it once for both files.
 def test_illumination_field_varies_the_signal_slowly(small_cfg, small_params):
     params = small_params
     flat = dataclasses.replace(params, appearance=dataclasses.replace(params.appearance, illumination_sd=0.0))
