@@ -292,7 +292,7 @@ def grow_colonised(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, n
 
 
 def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, reference: bool) -> VesselGraph:
-    g, fov = cfg.growth, cfg.field.fov_mm
+    g = cfg.growth
     nearest_fn = nearest_new_reference if reference else nearest_new
     nasal_sign = 1.0
     n_roots, n_new, n_steps = g.n_roots, g.new_per_step, g.colonisation_steps
