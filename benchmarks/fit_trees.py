@@ -42,6 +42,11 @@ BOUNDS = {
     "demand_clearance_mm": (0.0, 0.25),
     "leaf_radius_um": (5.0, 14.0),
     "arcade_guidance": (0.0, 1.5),
+    "arcade_onset_mm": (0.3, 1.5),
+    "arcade_band_mm": (0.2, 2.0),
+    "raphe_sink_mm": (1.0, 8.0),
+    "raphe_pull": (0.0, 2.0),
+    "demand_ecc_exponent": (-1.0, 2.0),
     "growth_inertia": (0.0, 1.5),
     "foveal_pull": (0.0, 1.0),
     "kind_owned_demand": (0.0, 1.0),
@@ -49,7 +54,8 @@ BOUNDS = {
     "leaf_radius_sd": (0.0, 0.5),
 }
 # The 6 mm field's vessels are wider in microns (OCTA-500's 6 mm masks are drawn on 15 µm pixels).
-BOUNDS_6MM = {**BOUNDS, "leaf_radius_um": (6.0, 22.0), "influence_mm": (0.5, 3.5), "arcade_guidance": (0.0, 3.0)}
+BOUNDS_6MM = {**BOUNDS, "leaf_radius_um": (6.0, 22.0), "influence_mm": (0.3, 3.5), "arcade_guidance": (0.0, 3.0),
+              "arcade_onset_mm": (0.5, 2.5), "arcade_band_mm": (0.3, 3.0)}
 FITTED = tuple(BOUNDS)
 SD_FLOOR = 1e-3  # a measure whose real sd is ~0 (e.g. a ring the field never reaches) still counts finitely
 

@@ -335,7 +335,7 @@ def run_field(fov: str, args) -> dict:
     print("C2ST balanced accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
     separation = univariate_auc(f_real, f_syn, names)
     print("one measure alone, ROC AUC real vs synthetic (worst first): "
-          + ", ".join(f"{n} {a:.2f}" for n, a in separation[:12]))
+          + ", ".join(f"{n} {a:.2f}" for n, a in separation))
     col = {n: j for j, n in enumerate(names)}
     med = lambda f, n: float(np.median(f[:, col[n]]))  # noqa: E731
     return {

@@ -1,7 +1,7 @@
 """Arteriole and venule trees by space colonisation (Runions et al. 2005), in fixed-capacity arrays.
 
-The tissue's demand for perfusion is a cloud of ``attractors`` (uniform over the field, none within
-``demand_clearance_mm`` of the FAZ border: the FAZ has no demand). Trees start from ``n_roots`` entry points
+The tissue's demand for perfusion is a cloud of ``attractors`` (density ~ eccentricity ** ``demand_ecc_exponent``,
+uniform at 0; none within ``demand_clearance_mm`` of the FAZ border: the FAZ has no demand). Trees start from ``n_roots`` entry points
 on the field's edge (and, with ``disc_roots``, on its optic-disc side), alternating artery and vein
 along it. Every growth step is one pass of the classic algorithm:
 
@@ -12,8 +12,10 @@ along it. Every growth step is one pass of the classic algorithm:
    territories interdigitate instead of overlapping). 0: every attractor shared, A-V crossings rare;
    1: two independent demand fields, A-V crossings everywhere;
 2. every node that owns attractors within ``influence_mm`` may grow one new node, ``growth_step_mm``
-   along the mean direction to them, turned by an arcuate guidance field (the arcades' course around
-   the fovea, strongest far from it) and by a random heading noise (``tortuosity_rad``);
+   along the mean direction to them, turned by the anatomy (``guidance``): an arcuate field in a band
+   round the fovea (``arcade_direction``: circular arcs from the optic disc to a sink on the temporal
+   raphe, the arcades' sweep round the fovea), a pull to the fovea and, temporally, one straight to
+   the raphe (where superior and inferior branches meet); and by a random heading noise (``tortuosity_rad``);
 3. a new node is refused where its segment would cross an existing segment of its own kind, enter the
    FAZ, or cross the horizontal raphe temporally (superior and inferior trees meet there, not across);
 4. attractors within ``kill_mm`` of a node are satisfied and removed.
@@ -34,7 +36,9 @@ a root's from outside the field).
 
 What the gradient sees: the topology (which attractor is nearest, which node grows, which is refused,
 how many leaves a vessel feeds, which attractor serves which kind) is discrete and held fixed; node
-positions are differentiable in the step length, guidance and the root layout; radii in
+positions are differentiable in the step length, the guidance (``arcade_guidance``, ``arcade_onset_mm``,
+``arcade_band_mm``, ``raphe_sink_mm``, ``foveal_pull``, ``raphe_pull``), the attractors' density law
+(``demand_ecc_exponent`` moves them) and the root layout; radii in
 ``leaf_radius_um``, ``murray_exponent`` and the two radius spreads.
 """
 
@@ -62,6 +66,14 @@ SPAN_ALLOWANCE = 2.0
 HEADING_NOISE_SCALE = 0.5
 # The growth scan runs in this many phases, each looking only at the slots that can hold a node by its end.
 SCAN_PHASES = 4
+# The optic disc's centre, nasal of the fovea (anatomy: 4-4.5 mm; outside both fields): the arcuate
+# field's source.
+DISC_DISTANCE_MM = 4.0
+MIN_SINK_MM = 0.5  # the arcuate field's sink stays off the fovea
+ARCADE_ONSET_WIDTH_MM = 0.25  # the arcuate field's weight rises over this distance round arcade_onset_mm
+MIN_DEMAND_EXPONENT, MAX_DEMAND_EXPONENT = -1.5, 4.0
+RAPHE_FADE_MM = 0.15  # the pull to the raphe fades in over this distance temporal of the fovea
+RAPHE_SOFT_MM = 0.05  # and weakens within this distance of the raphe (no flip-flop on it)
 
 
 def capacity(cfg: SimConfig) -> int:
@@ -95,8 +107,9 @@ def _edge_angles(key, n: int, bias, temporal_only: bool):
     return jnp.where(b > 0, jnp.arctan2(jnp.sin(angle), (1.0 - b) * jnp.cos(angle)), angle)
 
 
-def _exit_point(center, direction, fov_mm: float):
-    margin = 0.01 * fov_mm
+def _exit_point(center, direction, fov_mm: float, margin_frac: float = 0.01):
+    """Where the ray from ``center`` along ``direction`` leaves the field grown by ``margin_frac`` of it."""
+    margin = margin_frac * fov_mm
     lo, hi = -margin, fov_mm + margin
     safe = jnp.where(jnp.abs(direction) < 1e-6, 1e-6, direction)
     t = jnp.min(jnp.where(safe > 0, (hi - center) / safe, (lo - center) / safe), axis=-1)
@@ -119,7 +132,10 @@ def root_layout(key, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal_sign):
     pos_disc = jnp.stack([jnp.full((g.disc_roots,), 1.0) * x_disc, jnp.clip(faz.center_mm[1] + side * offset, 0.0, fov)], -1)
     pos = jnp.concatenate([pos_disc, pos_edge], 0)
     inward = faz.center_mm - pos
-    heading = inward / _norm(inward, keepdims=True)
+    inward = inward / _norm(inward, keepdims=True)
+    # A root enters along the course the guidance gives (a disc root along its arcade).
+    heading = inward + guidance(pos, inward, vp, faz.center_mm, nasal_sign)
+    heading = heading / _norm(heading, keepdims=True)
     # Kinds alternate along the edge (edge roots are in angle order; disc roots by side, then distance).
     order_disc = jnp.argsort(jnp.argsort(side * 10.0 + offset))
     rank = jnp.concatenate([order_disc, g.disc_roots + jnp.arange(n_edge)])
@@ -132,12 +148,29 @@ def root_layout(key, vp: VesselParams, cfg: SimConfig, faz: Faz, nasal_sign):
 SHARED = -1  # an attractor's kind when it serves the nearest node of either kind
 
 
+def demand_warp(pts, fovea, fov_mm: float, exponent):
+    """Move uniform points along their ray from the fovea so that their density becomes ~ s ** exponent,
+    s = distance from the fovea over the ray's distance to the field edge (0 at the fovea, 1 on the edge).
+
+    Uniform points have s with density 2 s on [0, 1] on every ray (CDF s^2); s' = s^(2 / (2 + exponent))
+    maps that to density ~ s'^(1 + exponent), i.e. an area density ~ s'^exponent. Exponent 0 is the identity,
+    points stay inside the field (s' <= 1), and positions are differentiable in the exponent."""
+    d = pts - fovea
+    rho = _norm(d, keepdims=True)
+    edge = _norm(_exit_point(fovea, d / rho, fov_mm, 0.0) - fovea, keepdims=True)
+    s = jnp.clip(rho / edge, 1e-6, 1.0)
+    power = 2.0 / (2.0 + jnp.clip(exponent, MIN_DEMAND_EXPONENT, MAX_DEMAND_EXPONENT))
+    return fovea + d * (s ** (power - 1.0))
+
+
 def sample_attractors(key, vp: VesselParams, cfg: SimConfig, faz: Faz):
     """[K, 2] attractor positions, [K] bool: live (outside the FAZ and its clearance), and [K] the kind
-    each serves (ARTERY, VEIN, or SHARED; see the module docstring)."""
+    each serves (ARTERY, VEIN, or SHARED; see the module docstring). Their density by eccentricity
+    follows ``demand_ecc_exponent`` (``demand_warp``)."""
     fov = cfg.field.fov_mm
     n = cfg.growth.attractors
     pts = jax.random.uniform(key, (n, 2), minval=0.0, maxval=fov)
+    pts = demand_warp(pts, faz.center_mm, fov, vp.demand_ecc_exponent)
     owned = jax.random.uniform(jax.random.fold_in(key, 1), (n,)) < vp.kind_owned_demand
     kind = jnp.where(owned, jnp.where(jnp.arange(n) % 2 == 0, ARTERY, VEIN), SHARED).astype(jnp.int32)
     return pts, faz.signed_depth_mm(pts) < -vp.demand_clearance_mm, kind
@@ -186,8 +219,11 @@ def _cross(a, b):
     return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
 
 
-def segments_cross(p1, p2, q1, q2, eps: float = 1e-9):
-    """Whether segments p1-p2 and q1-q2 properly intersect (touching at an end does not count). Broadcasts."""
+def segments_cross(p1, p2, q1, q2, eps: float = 1e-12):
+    """Whether segments p1-p2 and q1-q2 properly intersect (touching at an end does not count). Broadcasts.
+    ``eps`` (mm^4, on the product of two cross products): 1e-12 still sees two steps that overlap nearly
+    parallel a micrometre apart (products ~ 1e-10), which the trees grow where two paths chase the same
+    attractors; float32 rounding of the positions stays below it."""
     d1, d2 = p2 - p1, q2 - q1
     o1 = _cross(d1, q1 - p1)
     o2 = _cross(d1, q2 - p1)
@@ -196,14 +232,42 @@ def segments_cross(p1, p2, q1, q2, eps: float = 1e-9):
     return (o1 * o2 < -eps) & (o3 * o4 < -eps)
 
 
-def _arcade_direction(pos, faz: Faz, nasal_sign, aspect: float = 1.6):
-    """Unit tangent of the ellipses round the fovea (wider than tall), turning temporally: the course of
-    the arcades and of the nerve-fibre-like sweep of the large vessels round the macula."""
-    d = pos - faz.center_mm
-    # Tangent of x^2 / a^2 + y^2 = c: (-y a^2, x) up to sign; pick the one pointing away from the disc.
-    t = jnp.stack([-d[..., 1] * aspect**2, d[..., 0]], -1)
-    t = jnp.where((t[..., :1] * nasal_sign) > 0, -t, t)
-    return t / (_norm(t, keepdims=True) + 1e-9)
+def arcade_direction(pos, fovea, nasal_sign, sink_mm):
+    """Unit direction of the arcuate field at ``pos`` [..., 2]: the streamlines of a source at the optic disc
+    (``DISC_DISTANCE_MM`` nasal of the fovea) and a sink on the temporal raphe (``sink_mm`` temporal of
+    it). They are the circular arcs through disc and sink: they leave the disc, sweep above or below the
+    fovea and meet on the raphe without crossing the disc-fovea line (Jansonius-type arcuate course at
+    constant curvature). Nasal of the fovea they run along the line to it; above and below it, around it."""
+    axis = jnp.stack([nasal_sign, jnp.zeros_like(nasal_sign)], -1)
+    a = pos - (fovea + DISC_DISTANCE_MM * axis)
+    b = pos - (fovea - jnp.maximum(sink_mm, MIN_SINK_MM) * axis)
+    u = a / (jnp.sum(a * a, -1, keepdims=True) + 1e-6) - b / (jnp.sum(b * b, -1, keepdims=True) + 1e-6)
+    return u / (_norm(u, keepdims=True) + 1e-9)
+
+
+def guidance(pos, want, vp: VesselParams, fovea, nasal_sign):
+    """[..., 2] the anatomical terms of a growth direction at ``pos`` (added to the unit ``want``, the
+    demand's): the arcuate field (``arcade_guidance``, in the band from ``arcade_onset_mm`` to
+    ``arcade_onset_mm + arcade_band_mm`` from the fovea; an orientation, turned to agree with ``want``),
+    the pull to the fovea (``foveal_pull``) and, temporally, to the raphe (``raphe_pull``)."""
+    d = fovea - pos
+    rho = _norm(d, keepdims=True)
+    band = (jax.nn.sigmoid((rho - vp.arcade_onset_mm) / ARCADE_ONSET_WIDTH_MM)
+            * jax.nn.sigmoid((vp.arcade_onset_mm + vp.arcade_band_mm - rho) / ARCADE_ONSET_WIDTH_MM))
+    arc = arcade_direction(pos, fovea, nasal_sign, vp.raphe_sink_mm)
+    arc = jnp.where(jnp.sum(arc * want, -1, keepdims=True) < 0, -arc, arc)  # never against the demand
+    return (vp.arcade_guidance * band * arc + vp.foveal_pull * d / (rho + 1e-9)
+            + vp.raphe_pull * raphe_direction(pos, fovea, nasal_sign))
+
+
+def raphe_direction(pos, fovea, nasal_sign):
+    """Temporal of the fovea, the unit vector from ``pos`` [..., 2] straight to the horizontal raphe (up or
+    down), faded in over ``RAPHE_FADE_MM`` past the fovea; zero nasally. The superior and inferior trees'
+    temporal branches run towards the raphe, where they meet, as the nasal ones run towards the fovea."""
+    d = pos - fovea
+    temporal = jax.nn.sigmoid(-d[..., 0] * nasal_sign / RAPHE_FADE_MM)
+    dy = -d[..., 1] / jnp.sqrt(d[..., 1] * d[..., 1] + RAPHE_SOFT_MM**2)  # ~ -sign(dy), smooth on the raphe
+    return jnp.stack([jnp.zeros_like(dy), temporal * dy], -1)
 
 
 def mirror_faz(faz: Faz, fov_mm: float) -> Faz:
@@ -228,7 +292,7 @@ def grow_colonised(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, n
 
 
 def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, reference: bool) -> VesselGraph:
-    g, fov = cfg.growth, cfg.field.fov_mm
+    g = cfg.growth
     nearest_fn = nearest_new_reference if reference else nearest_new
     nasal_sign = 1.0
     n_roots, n_new, n_steps = g.n_roots, g.new_per_step, g.colonisation_steps
@@ -278,13 +342,7 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, 
         base = pos[grower]
         want = pull[grower] / (count[grower][:, None] + 1e-9)
         want = want / (_norm(want, keepdims=True) + 1e-9)
-        # Arcade guidance, strongest far from the fovea (beyond ~ a third of the field's half-side).
-        rho = _norm(base - faz.center_mm)
-        w_arc = vp.arcade_guidance * jax.nn.sigmoid((rho - 0.33 * fov) / (0.08 * fov))
-        arc = _arcade_direction(base, faz, nasal_sign)
-        arc = jnp.where(jnp.sum(arc * want, -1, keepdims=True) < 0, -arc, arc)  # never against the demand
-        to_fovea = (faz.center_mm - base) / (rho[:, None] + 1e-9)
-        direction = want + w_arc[:, None] * arc + vp.growth_inertia * heading[grower] + vp.foveal_pull * to_fovea
+        direction = want + guidance(base, want, vp, faz.center_mm, nasal_sign) + vp.growth_inertia * heading[grower]
         direction = direction + jnp.array([1e-6, 0.0])  # arctan2(0, 0) has no gradient (NaN)
         angle = jnp.arctan2(direction[:, 1], direction[:, 0]) + HEADING_NOISE_SCALE * vp.tortuosity_rad * jnp.sqrt(step) * x["noise"]
         unit_dir = jnp.stack([jnp.cos(angle), jnp.sin(angle)], -1)
@@ -330,7 +388,9 @@ def _grow_right_eye(key: jax.Array, vp: VesselParams, cfg: SimConfig, faz: Faz, 
     pos, heading, start, parent, tree, exists, *_ = state
     exists = prune_twigs(parent, exists, g.min_twig_steps, n_steps + 1)
     leaves = leaf_counts(parent, exists, n_steps + 1)
+    grown_pos = pos
     pos = smooth_paths(pos, parent, exists, leaves, SMOOTHING_PASSES)
+    pos = untangle(pos, grown_pos, start, parent, exists, root_kind[tree])
     start = jnp.where((parent >= 0)[:, None], pos[jnp.maximum(parent, 0)], start)
     k = jnp.clip(vp.murray_exponent, 2.0, 3.5)
     # Leaf radii (fold_in keeps the other draws of the key as they were).
@@ -397,6 +457,28 @@ def smooth_paths(pos, parent, exists, leaves, passes: int):
         return jnp.where(inner[:, None], 0.5 * p + 0.5 * mid, p)
 
     return jax.lax.fori_loop(0, passes, body, pos)
+
+
+def untangle(smooth, grown, start, parent, exists, kind):
+    """Node positions with no two same-kind segments crossing: the smoothed ones, except the ends of a
+    segment that crosses another of its kind, which go back to where they grew (the growth refused every
+    crossing, so the grown trees have none); and if the mixture still crosses anywhere, the grown ones.
+
+    Relaxing the paths moves nodes by a fraction of a step, which is enough to tangle two paths of the same
+    kind that grew side by side a few micrometres apart. One all-pairs test of the segments (parent to
+    node; a root's from ``start``) per pass, two passes."""
+    m = parent.shape[0]
+    same = (kind[:, None] == kind[None]) & exists[:, None] & exists[None]
+    target = jnp.where(exists & (parent >= 0), parent, m)
+
+    def crossing(p):  # [M] whether the segment ending at each node crosses one of its kind
+        s = jnp.where((parent >= 0)[:, None], p[jnp.maximum(parent, 0)], start)
+        return jnp.any(segments_cross(s[:, None], p[:, None], s[None], p[None]) & same, axis=1)
+
+    bad = crossing(smooth)
+    bad = bad | (jax.ops.segment_max(bad.astype(jnp.int32), target, num_segments=m + 1)[:m] > 0)  # and its start
+    pos = jnp.where(bad[:, None], grown, smooth)
+    return jnp.where(jnp.any(crossing(pos)), grown, pos)
 
 
 def leaf_counts(parent, exists, max_depth: int, weight=None):

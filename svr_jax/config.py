@@ -122,9 +122,18 @@ class VesselParams:
     kill_mm: float = 0.07  # an attractor is satisfied once a node comes this close
     demand_clearance_mm: float = 0.06  # no perfusion demand within this of the FAZ border
     leaf_radius_um: float = 7.8  # a terminal branch's radius; Murray's law gives the rest
-    arcade_guidance: float = 0.0  # weight of the arcuate direction field far from the fovea
+    # The arcuate field (streamlines from the optic disc round the fovea to a sink on the temporal raphe):
+    # its weight, within a band from arcade_onset_mm to arcade_onset_mm + arcade_band_mm from the fovea.
+    arcade_guidance: float = 0.0
+    arcade_onset_mm: float = 1.0
+    arcade_band_mm: float = 100.0
+    raphe_sink_mm: float = 4.0  # where the arcuate field's streamlines meet: this far temporal of the fovea
     growth_inertia: float = 0.3  # weight of a node's own heading in its child's direction
     foveal_pull: float = 0.3  # weight of the direction to the fovea (the parafovea's demand) in growth
+    raphe_pull: float = 0.0  # temporal of the fovea: weight of the direction straight to the horizontal raphe
+    # Perfusion demand by eccentricity: attractor density ~ (distance from the fovea / half side) ** this
+    # (0: uniform; > 0 fewer large-vessel territories near the fovea, < 0 more).
+    demand_ecc_exponent: float = 0.0
     kind_owned_demand: float = 0.0  # fraction of the attractors serving one kind only (A-V overlap and crossings)
     tree_radius_sd: float = 0.0  # log sd of a per-tree factor on the leaf radius
     leaf_radius_sd: float = 0.0  # log sd of a per-leaf factor on the leaf radius
@@ -281,17 +290,19 @@ def default_params(cfg: SimConfig) -> SimParams:
             vessels=VesselParams(root_radius_um=34.0, branch_length_mm=1.7, branch_length_decay=0.65, faz_area_mm2=0.30,
                                  fovea_attraction=0.012, arcade_radius_um=18.0, tortuosity_rad=0.25,
                                  # The colonisation trees' values: fitted on the fit half (benchmarks/fit_trees.py).
-                                 growth_step_mm=0.0771, influence_mm=0.5948, kill_mm=0.2261, demand_clearance_mm=0.0534,
-                                 leaf_radius_um=17.4493, arcade_guidance=1.543, growth_inertia=0.3592, foveal_pull=0.0182,
-                                 kind_owned_demand=0.37, tree_radius_sd=0.1867, leaf_radius_sd=0.0),
+                                 growth_step_mm=0.0802, influence_mm=0.5, kill_mm=0.208, demand_clearance_mm=0.0086,
+                                 leaf_radius_um=15.8821, arcade_guidance=1.9965, arcade_onset_mm=1.4976, arcade_band_mm=1.3374,
+                                 raphe_sink_mm=1.816, raphe_pull=0.6203, demand_ecc_exponent=0.2579, growth_inertia=0.6921,
+                                 foveal_pull=0.0, kind_owned_demand=0.5959, tree_radius_sd=0.1975, leaf_radius_sd=0.0553),
             appearance=AppearanceParams(psf_sigma_um=8.0, capillary_signal=1.5),
             pathology=PathologyParams(lesion_signal=1.5),
         )
     # The colonisation trees' values: fitted on the fit half (benchmarks/fit_trees.py).
-    return SimParams(vessels=VesselParams(growth_step_mm=0.03, influence_mm=1.0046, kill_mm=0.0752, demand_clearance_mm=0.0052,
-                                          leaf_radius_um=9.7335, arcade_guidance=1.1309, growth_inertia=0.2049,
-                                          foveal_pull=0.6162, kind_owned_demand=0.0, tree_radius_sd=0.2529,
-                                          leaf_radius_sd=0.0752))
+    return SimParams(vessels=VesselParams(growth_step_mm=0.0337, influence_mm=0.604, kill_mm=0.117, demand_clearance_mm=0.0125,
+                                          leaf_radius_um=9.1303, arcade_guidance=1.1897, arcade_onset_mm=1.0739,
+                                          arcade_band_mm=2.0, raphe_sink_mm=3.2584, raphe_pull=0.7823,
+                                          demand_ecc_exponent=0.4314, growth_inertia=0.7287, foveal_pull=0.2796,
+                                          kind_owned_demand=0.1206, tree_radius_sd=0.1897, leaf_radius_sd=0.1099))
 
 
 def _replace_nested(obj: Any, values: Mapping[str, Any], where: str) -> Any:

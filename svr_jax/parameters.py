@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .appearance import (BORDER_FLOOR_FIELDS, BORDER_GAIN_FIELDS, FIELD_GAIN_FIELDS, MAX_DEEP_BLUR_UM, MAX_PSF_UM,
                          MAX_TEXTURE_UM, MTF_FIELDS, TONE_FIELDS)
+from .colonisation import MAX_DEMAND_EXPONENT, MIN_DEMAND_EXPONENT, MIN_SINK_MM
 from .growth import MAX_BRANCH_DECAY, MAX_CAPILLARY_JITTER, MAX_CAPILLARY_WIGGLE, MAX_FOVEAL_DISPLACEMENT, MAX_ROOT_VERTICAL_BIAS
 
 if TYPE_CHECKING:
@@ -102,6 +103,13 @@ EXTRA_FIT_PARAMS: tuple[FitParam, ...] = (
     FitParam("vessels.leaf_radius_um", 5.0, 12.0),
     FitParam("vessels.foveal_pull", 0.0, 1.0),
     FitParam("vessels.arcade_guidance", 0.0, 2.0),
+    # their anatomical direction: the arcuate field's band and sink, the pull to the raphe, the demand by
+    # eccentricity (no per-eye spread: the per-sample variability leaves the trees' settings alone)
+    FitParam("vessels.arcade_onset_mm", 0.3, 2.5),
+    FitParam("vessels.arcade_band_mm", 0.2, 3.0),
+    FitParam("vessels.raphe_sink_mm", 1.0, 8.0),
+    FitParam("vessels.raphe_pull", 0.0, 2.0),
+    FitParam("vessels.demand_ecc_exponent", -1.0, 2.0),
 )
 
 
@@ -177,8 +185,13 @@ VALID: dict[str, tuple[float, float]] = {
     "vessels.demand_clearance_mm": (0.0, 1.0),
     "vessels.leaf_radius_um": (1.0, 40.0),
     "vessels.arcade_guidance": (0.0, 10.0),
+    "vessels.arcade_onset_mm": (0.0, 10.0),
+    "vessels.arcade_band_mm": (0.0, 100.0),
+    "vessels.raphe_sink_mm": (MIN_SINK_MM, 20.0),
+    "vessels.demand_ecc_exponent": (MIN_DEMAND_EXPONENT, MAX_DEMAND_EXPONENT),
     "vessels.growth_inertia": (0.0, 10.0),
     "vessels.foveal_pull": (0.0, 10.0),
+    "vessels.raphe_pull": (0.0, 10.0),
     "vessels.kind_owned_demand": (0.0, 1.0),
     "vessels.tree_radius_sd": (0.0, 2.0),
     "vessels.leaf_radius_sd": (0.0, 2.0),

@@ -16,6 +16,12 @@ from svr_jax.faz import sample_faz
 from svr_jax.graph import ARTERY, VEIN
 
 
+# The anatomical guidance switched on (the library defaults leave the arcuate field and the raphe pull off),
+# scaled to the small test field: what the oracle and the gradient tests must cover too.
+ANATOMY = dict(arcade_guidance=0.8, arcade_onset_mm=0.35, arcade_band_mm=0.5, raphe_sink_mm=1.5, raphe_pull=0.5,
+               demand_ecc_exponent=0.5)
+
+
 def _faz(key, fov_mm, offset_sd_mm=0.08):
     return sample_faz(key, center_mm=jnp.full(2, 0.5 * fov_mm), area_mm2=0.25, area_sd_mm2=0.05, irregularity=0.1,
                       offset_sd_mm=offset_sd_mm)
@@ -61,19 +67,40 @@ def test_no_two_same_kind_segments_cross(preset):
     assert sum(crossings) == 0, crossings
 
 
+EIGHT_SIGNS = np.where(np.arange(8) % 2 == 0, 1.0, -1.0)  # right, left, right, ...
+
+
+def _eight_eyes(cfg, params, **vessels):
+    """(graph, FAZ) of eight eyes (keys of seed 12, right and left alternating) with ``vessels`` values, as numpy."""
+    vp = dataclasses.replace(params.vessels, **vessels)
+    out = _trees(cfg, dataclasses.replace(params, vessels=vp), jax.random.split(jax.random.key(12), 8), jnp.asarray(EIGHT_SIGNS))
+    return jax.tree.map(np.asarray, out)
+
+
 def test_kind_owned_demand_makes_arteries_and_veins_cross_but_never_the_same_kind(small_cfg, small_params):
     """Attractors that serve one kind only let the artery and vein trees overlap: A-V crossings become
     common (with every attractor shared they are rare), while same-kind crossings stay refused."""
-    keys = jax.random.split(jax.random.key(12), 8)
-    signs = jnp.where(jnp.arange(8) % 2 == 0, 1.0, -1.0)
     counts = {}
     for own in (0.0, 1.0):
-        vp = dataclasses.replace(small_params.vessels, kind_owned_demand=own)
-        graph, _ = _trees(small_cfg, dataclasses.replace(small_params, vessels=vp), keys, signs)
-        g = jax.tree.map(np.asarray, graph)
+        g, _ = _eight_eyes(small_cfg, small_params, kind_owned_demand=own)
         assert sum(_proper_crossings(g.start_mm[i], g.end_mm[i], g.kind[i], g.valid[i]) for i in range(8)) == 0
         counts[own] = sum(_proper_crossings(g.start_mm[i], g.end_mm[i], g.kind[i], g.valid[i], False) for i in range(8))
     assert counts[1.0] >= 3 * max(1, counts[0.0]), counts
+
+
+def test_the_raphe_pull_turns_the_temporal_vessels_towards_the_raphe_in_both_eyes(small_cfg, small_params):
+    """Temporal of the fovea, the segments run more nearly at right angles to the horizontal raphe with the
+    pull than without (superior and inferior trees' branches meet there), in right and left eyes alike."""
+    vertical = {}
+    for pull in (0.0, 2.0):
+        g, faz = _eight_eyes(small_cfg, small_params, raphe_pull=pull)
+        d = g.end_mm - g.start_mm
+        mid = 0.5 * (g.end_mm + g.start_mm) - faz.center_mm[:, None]
+        temporal = g.valid & (mid[..., 0] * EIGHT_SIGNS[:, None] < -0.2)
+        vertical[pull] = [float(np.mean(np.abs(d[i, temporal[i], 1]) / np.linalg.norm(d[i, temporal[i]], axis=-1)))
+                          for i in range(8)]
+    gain = np.array(vertical[2.0]) - np.array(vertical[0.0])
+    assert gain[::2].mean() > 0.1 and gain[1::2].mean() > 0.1, vertical
 
 
 def test_the_faz_stays_vessel_free(small_cfg, small_params):
@@ -136,14 +163,15 @@ def test_gradients_are_finite_and_reach_the_continuous_parameters(small_cfg, sma
         w = g.valid.astype(jnp.float32)
         return jnp.sum(w * g.radius_um * g.length_mm()) + jnp.sum(w[:, None] * g.end_mm * jnp.array([0.3, 0.7]))
 
-    vp = dataclasses.replace(small_params.vessels, kind_owned_demand=0.5, tree_radius_sd=0.2, leaf_radius_sd=0.2)
+    vp = dataclasses.replace(small_params.vessels, kind_owned_demand=0.5, tree_radius_sd=0.2, leaf_radius_sd=0.2, **ANATOMY)
     grad = jax.jit(jax.grad(loss))(vp)
     names = ("growth_step_mm", "leaf_radius_um", "murray_exponent", "foveal_pull", "growth_inertia", "tortuosity_rad",
-             "tree_radius_sd", "leaf_radius_sd")
+             "tree_radius_sd", "leaf_radius_sd", *ANATOMY)
     for name in names:
         value = float(getattr(grad, name))
         assert np.isfinite(value), name
-    for name in ("growth_step_mm", "leaf_radius_um", "murray_exponent", "growth_inertia", "tree_radius_sd", "leaf_radius_sd"):
+    for name in ("growth_step_mm", "leaf_radius_um", "murray_exponent", "growth_inertia", "tree_radius_sd", "leaf_radius_sd",
+                 *ANATOMY):
         assert abs(float(getattr(grad, name))) > 0, name
     assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(grad))
 
@@ -202,12 +230,14 @@ def test_nearest_new_equals_the_reference():
 
 def test_fast_growth_equals_the_reference(small_cfg, small_params):
     """Every fast path of the growth (``reference=False``) grows the same trees as the plain formulas, on a
-    few seeds and both eyes: same topology, positions and radii to float tolerance."""
+    few seeds and both eyes, with the anatomical guidance on: same topology, positions and radii to float
+    tolerance."""
     keys = jax.random.split(jax.random.key(13), 8)
     signs = jnp.where(jnp.arange(8) % 2 == 0, 1.0, -1.0)
+    params = dataclasses.replace(small_params, vessels=dataclasses.replace(small_params.vessels, **ANATOMY))
 
     def grow(reference):
-        return jax.tree.map(np.asarray, _trees(small_cfg, small_params, keys, signs, reference)[0])
+        return jax.tree.map(np.asarray, _trees(small_cfg, params, keys, signs, reference)[0])
 
     fast, ref = grow(False), grow(True)
     assert ref.valid.sum() > 100
@@ -227,3 +257,53 @@ def test_scan_phases_cover_every_step_and_its_filled_slots(roots, new, steps, ph
     for a, b, bound in spans:
         assert new <= bound <= roots + steps * new
         assert all(roots + t * new <= bound for t in range(a, b))
+
+
+def test_the_arcuate_field_runs_on_circles_from_the_disc_to_the_raphe_sink_and_mirrors():
+    """Its streamlines are the circular arcs through the optic disc and the raphe sink: at every point the
+    direction is tangent to the circle through disc, sink and that point; on the disc-fovea line it runs
+    along the line (no streamline crosses it); a left eye's field is the right eye's mirrored."""
+    fovea, sink = jnp.array([1.5, 1.5]), 2.5
+    pts = jax.random.uniform(jax.random.key(0), (64, 2), minval=-1.5, maxval=4.5)
+    u = np.asarray(colonisation.arcade_direction(pts, fovea, 1.0, sink))
+    np.testing.assert_allclose(np.linalg.norm(u, axis=-1), 1.0, atol=1e-5)
+    disc = np.asarray(fovea) + [colonisation.DISC_DISTANCE_MM, 0.0]
+    t = np.asarray(fovea) - [sink, 0.0]
+    p = np.asarray(pts)
+    # Centre of the circle through disc, sink and p: on the perpendicular bisector x = mid of disc and sink.
+    cx = 0.5 * (disc[0] + t[0])
+    cy = ((p[:, 0] - cx) ** 2 + p[:, 1] ** 2 - (disc[0] - cx) ** 2 - disc[1] ** 2) / (2 * (p[:, 1] - disc[1]))
+    radius = p - np.stack([np.full(len(p), cx), cy], -1)
+    np.testing.assert_allclose(np.sum(u * radius, -1) / np.linalg.norm(radius, axis=-1), 0.0, atol=2e-3)
+    on_axis = jnp.stack([jnp.linspace(-1.0, 4.0, 9), jnp.full(9, 1.5)], -1)
+    np.testing.assert_allclose(np.asarray(colonisation.arcade_direction(on_axis, fovea, 1.0, sink))[:, 1], 0.0, atol=1e-6)
+    flip = np.array([-1.0, 1.0])
+    mirrored = colonisation.arcade_direction(pts * flip + jnp.array([3.0, 0.0]), fovea * flip + jnp.array([3.0, 0.0]), -1.0, sink)
+    np.testing.assert_allclose(np.asarray(mirrored), u * flip, atol=1e-5)
+
+
+def test_the_raphe_pull_points_straight_at_the_raphe_temporally_only():
+    fovea = jnp.array([3.0, 3.0])
+    pts = jnp.array([[1.0, 2.0], [1.0, 4.5], [5.0, 2.0], [5.0, 4.5]])  # temporal above/below, nasal above/below (OD)
+    od = np.asarray(colonisation.raphe_direction(pts, fovea, 1.0))
+    np.testing.assert_allclose(od, [[0.0, 1.0], [0.0, -1.0], [0.0, 0.0], [0.0, 0.0]], atol=2e-3)
+    os_ = np.asarray(colonisation.raphe_direction(pts * jnp.array([-1.0, 1.0]) + jnp.array([6.0, 0.0]), fovea, -1.0))
+    np.testing.assert_allclose(os_, od, atol=1e-6)
+
+
+@pytest.mark.parametrize("exponent", [-1.0, 0.0, 1.5])
+def test_demand_warp_gives_the_density_law_and_keeps_the_points_in_the_field(exponent):
+    """Along every ray from the fovea the fraction of points within s of it (s: fraction of the way to the
+    field edge) is s^(2 + exponent); exponent 0 leaves the points where they are."""
+    fov = 3.0
+    fovea = jnp.array([1.4, 1.6])
+    pts = jax.random.uniform(jax.random.key(1), (20000, 2), maxval=fov)
+    warped = np.asarray(colonisation.demand_warp(pts, fovea, fov, exponent))
+    assert warped.min() >= -1e-5 and warped.max() <= fov + 1e-5
+    if exponent == 0.0:
+        np.testing.assert_allclose(warped, np.asarray(pts), atol=1e-5)
+    d = warped - np.asarray(fovea)
+    edge = np.asarray(colonisation._exit_point(fovea, jnp.asarray(d / np.linalg.norm(d, axis=-1, keepdims=True)), fov, 0.0)) - np.asarray(fovea)
+    s = np.linalg.norm(d, axis=-1) / np.linalg.norm(edge, axis=-1)
+    for q in (0.3, 0.6):
+        assert abs(np.mean(s < q) - q ** (2.0 + exponent)) < 0.015
