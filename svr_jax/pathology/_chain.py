@@ -103,7 +103,7 @@ def stage_steps(profile: dict, pp: PathologyParams, cfg: SimConfig, nasal_sign) 
             arterioles=trees(d.graph),
         )
         graph = dropout_lib.random_dropout(k_draw, d.graph, regions, softness_mm=pp.dropout_softness_mm, fov_mm=fov,
-                                           capillary_loss=profile["capillary_loss"] * pp.rarefaction_gain)
+                                           capillary_loss=profile["capillary_loss"] * pp.rarefaction_gain, n_tree=first_capillary)
         return dataclasses.replace(d, graph=graph, regions=regions)
 
     def faz_border(key, d: Disease) -> Disease:

@@ -88,11 +88,13 @@ def patchiness(key: jax.Array, points_mm: jax.Array) -> jax.Array:
 
 
 def dropout(graph: VesselGraph, regions: Regions, *, draw: jax.Array, softness_mm=0.02, fov_mm: float = 3.0,
-            diffuse: jax.Array | None = None) -> VesselGraph:
+            diffuse: jax.Array | None = None, n_tree: int | None = None) -> VesselGraph:
     """Deterministic twin: capillaries (``draw`` [N] uniform in [0, 0.9]) lose perfusion in ``regions``
     (of a field of ``fov_mm``) and, where given, by the diffuse loss level ``diffuse`` [N] (in the units
     of ``draw``: a level e removes a fraction e / 0.9 of the capillaries); tree vessels narrower than
-    ``FLOW_KEEPING_DIAMETER_UM`` lose it where the regions' membership exceeds 1/2."""
+    ``FLOW_KEEPING_DIAMETER_UM`` lose it where the regions' membership exceeds 1/2, with their subtrees
+    (``n_tree``: the static number of tree slots at the front of the graph, where the subtrees are looked
+    for; default all)."""
     midpoint = 0.5 * (graph.start_mm + graph.end_mm)
     capillary = (graph.kind == CAPILLARY) | (graph.kind == DEEP_CAPILLARY)
     small_tree = (graph.kind < CAPILLARY) & (2.0 * graph.radius_um < FLOW_KEEPING_DIAMETER_UM)
@@ -105,8 +107,9 @@ def dropout(graph: VesselGraph, regions: Regions, *, draw: jax.Array, softness_m
     # Healthy (no present region): effective == 0 and loss ~ sigmoid(-u/τ) must not change anything.
     loss = jnp.where(effective > 0, loss, 0.0)
     # A closed terminal vessel takes its whole subtree with it (no perfused fragment beyond the area).
-    cut = downstream(small_tree & (loss >= 0.5), graph.parent) & ~(loss >= 0.5)
-    loss = jnp.where(cut, 1.0, loss)
+    n = graph.capacity if n_tree is None else n_tree
+    cut = downstream((small_tree & (loss >= 0.5))[:n], graph.parent[:n]) & ~(loss[:n] >= 0.5)
+    loss = loss.at[:n].set(jnp.where(cut, 1.0, loss[:n]))
     return dataclasses.replace(graph, perfusion=graph.perfusion * (1.0 - loss), valid=graph.valid & (loss < 0.5))
 
 
@@ -161,10 +164,10 @@ def random_regions(
 
 
 def random_dropout(key: jax.Array, graph: VesselGraph, regions: Regions, *, softness_mm=0.02, fov_mm: float = 3.0,
-                   capillary_loss=0.0) -> VesselGraph:
+                   capillary_loss=0.0, n_tree: int | None = None) -> VesselGraph:
     """``dropout`` with each capillary's loss threshold drawn from ``key``; ``capillary_loss`` is the mean
     fraction of capillaries lost diffusely (0: none, the graph is unchanged)."""
     draw = jax.random.uniform(key, (graph.capacity,), maxval=MAX_DRAW)
     midpoint = 0.5 * (graph.start_mm + graph.end_mm)
     diffuse = capillary_loss * MAX_DRAW * patchiness(jax.random.fold_in(key, 1), midpoint)
-    return dropout(graph, regions, draw=draw, softness_mm=softness_mm, fov_mm=fov_mm, diffuse=diffuse)
+    return dropout(graph, regions, draw=draw, softness_mm=softness_mm, fov_mm=fov_mm, diffuse=diffuse, n_tree=n_tree)
