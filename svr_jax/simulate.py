@@ -236,7 +236,8 @@ def simulate(key: jax.Array, params: SimParams, cfg: SimConfig, stage="normal") 
     with jax.named_scope("appearance"):
         faz_depth = faz_depth_map(anatomy.faz, cfg)
         image = apply_appearance(k_look, params.appearance, superficial, deep, cfg, faz_depth)
-    masks = masks_from_hard(hard, faz_depth)
+    # The FAZ mask takes in the pruned fringe of a DR FAZ's border (the vessel-free zone a grader outlines).
+    masks = masks_from_hard(hard, pathology.ragged_depth_mm(anatomy.faz, disease.faz_fringe, pixel_centers_mm(cfg)))
     # NV and IRMA are vessels too: in the vessel mask (and out of the FAZ mask) as in the image.
     new_vessels = lesions.masks["neovascularization"] | lesions.masks["irma"]
     masks = dict(masks, vessel=masks["vessel"] | new_vessels, faz=masks["faz"] & ~new_vessels)

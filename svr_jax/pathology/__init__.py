@@ -13,10 +13,14 @@ from ._chain import chain as chain
 from ._chain import faz_enlargement as faz_enlargement
 from ._chain import healthy as healthy
 from ._chain import stage_chain as stage_chain
+from ._dropout import FLOW_KEEPING_DIAMETER_UM as FLOW_KEEPING_DIAMETER_UM
 from ._dropout import dropout as dropout
 from ._dropout import random_dropout as random_dropout
 from ._dropout import random_regions as random_regions
+from ._faz import Fringe as Fringe
 from ._faz import enlarge_faz as enlarge_faz
+from ._faz import prune_faz_border as prune_faz_border
+from ._faz import ragged_depth_mm as ragged_depth_mm
 from ._findings import MAX_FINDINGS as MAX_FINDINGS
 from ._findings import Findings as Findings
 from ._findings import findings_to_list as findings_to_list

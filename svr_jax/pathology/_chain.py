@@ -23,7 +23,7 @@ from . import _irma as irma_lib
 from . import _microaneurysm as ma_lib
 from . import _neovascularization as nv_lib
 from ._beading import venous_beading
-from ._faz import enlarge_faz
+from ._faz import Fringe, enlarge_faz, no_fringe, prune_faz_border, random_fringe
 from ._lesions import Blobs, Tufts
 from ._regions import Regions, empty_regions
 from ._staging import draw_count
@@ -42,6 +42,7 @@ class Disease:
     irma: Tufts  # [MAX_IRMA]
     tortuosity_amplitude: jax.Array  # [] mean lateral amplitude applied (fraction of chord)
     venous_beading: jax.Array  # [] beading amplitude applied
+    faz_fringe: Fringe  # the FAZ border's pruned fringe (band 0: none)
 
 
 Step = Callable[[jax.Array, Disease], Disease]
@@ -74,11 +75,12 @@ def healthy(stage: jax.Array, graph: VesselGraph, faz: Faz) -> Disease:
                            jnp.ones((i,)), none(i)),
         tortuosity_amplitude=jnp.zeros(()),
         venous_beading=jnp.zeros(()),
+        faz_fringe=no_fringe(),
     )
 
 
 def stage_chain(profile: dict, pp: PathologyParams, cfg: SimConfig, nasal_sign) -> Step:
-    """The standard DR chain: dropout, tortuosity, beading, microaneurysms, NV, IRMA."""
+    """The standard DR chain: dropout, FAZ border pruning, tortuosity, beading, microaneurysms, NV, IRMA."""
     return chain(*stage_steps(profile, pp, cfg, nasal_sign).values())
 
 
@@ -87,6 +89,7 @@ def stage_steps(profile: dict, pp: PathologyParams, cfg: SimConfig, nasal_sign) 
     fov, pixel_um = cfg.field.fov_mm, cfg.field.pixel_um
     # Microaneurysm sites: the first piece of every superficial capillary edge (a static slice).
     first_capillary = tree_groups(cfg)[-1].stop
+    trees = lambda graph: graph.slice(0, first_capillary)  # noqa: E731 - where IRMA / NV grow from
     capillary_sites = (first_capillary, first_capillary + mesh_edges(fov, cfg.growth.capillary_spacing_um))
 
     def dropout(key, d: Disease) -> Disease:
@@ -97,10 +100,15 @@ def stage_steps(profile: dict, pp: PathologyParams, cfg: SimConfig, nasal_sign) 
             radius_lo_mm=profile["dropout_radius_lo_mm"] * pp.dropout_extent,
             radius_hi_mm=profile["dropout_radius_hi_mm"] * pp.dropout_extent,
             depth_lo=profile["dropout_depth_lo"] * pp.dropout_depth, depth_hi=profile["dropout_depth_hi"] * pp.dropout_depth,
+            arterioles=trees(d.graph),
         )
         graph = dropout_lib.random_dropout(k_draw, d.graph, regions, softness_mm=pp.dropout_softness_mm, fov_mm=fov,
-                                           capillary_loss=profile["capillary_loss"] * pp.rarefaction_gain)
+                                           capillary_loss=profile["capillary_loss"] * pp.rarefaction_gain, n_tree=first_capillary)
         return dataclasses.replace(d, graph=graph, regions=regions)
+
+    def faz_border(key, d: Disease) -> Disease:
+        fringe = random_fringe(key, band_mm=profile["faz_fringe_mm"] * pp.faz_enlargement)
+        return dataclasses.replace(d, graph=prune_faz_border(d.graph, d.faz, fringe), faz_fringe=fringe)
 
     def tortuosity(key, d: Disease) -> Disease:
         amplitude = profile["tortuosity"] * pp.tortuosity_gain
@@ -125,7 +133,7 @@ def stage_steps(profile: dict, pp: PathologyParams, cfg: SimConfig, nasal_sign) 
         present = draw_count(k_count, profile, "nv", nv_lib.MAX_TUFTS)
         tufts = nv_lib.random_neovascularization(
             k_nv, d.regions, present=present, size_mm=pp.nv_size_mm, radius_um=pp.nv_radius_um, fov_mm=fov,
-            faz_center_mm=d.faz.center_mm, nasal_sign=nasal_sign,
+            faz_center_mm=d.faz.center_mm, nasal_sign=nasal_sign, vessels=trees(d.graph),
         )
         return dataclasses.replace(d, neovascularization=tufts)
 
@@ -133,10 +141,10 @@ def stage_steps(profile: dict, pp: PathologyParams, cfg: SimConfig, nasal_sign) 
         k_count, k_irma = jax.random.split(key)
         present = draw_count(k_count, profile, "irma", irma_lib.MAX_IRMA)
         tufts = irma_lib.random_irma(k_irma, d.regions, present=present, length_mm=pp.irma_length_mm,
-                                     radius_um=pp.irma_radius_um, fov_mm=fov)
+                                     radius_um=pp.irma_radius_um, fov_mm=fov, vessels=trees(d.graph))
         return dataclasses.replace(d, irma=tufts)
 
-    return dict(dropout=dropout, tortuosity=tortuosity, beading=beading, microaneurysms=microaneurysms,
+    return dict(dropout=dropout, faz_border=faz_border, tortuosity=tortuosity, beading=beading, microaneurysms=microaneurysms,
                 neovascularization=neovascularization, irma=irma)
 
 

@@ -1,8 +1,10 @@
 """Neovascularization (PDR only): tufts of fine, looping, tortuous vessels.
 
 A tuft is a rose curve r(t) = R cos(k t) (k = 3 or 5 petals: closed loops through its centre) with a
-radial wiggle, drawn as S segments. Tufts sprout at the borders of non-perfusion regions, growing into
-the ischaemic retina; in a wide (6 mm) field some sit towards the optic disc (NVD-like).
+radial wiggle, drawn as S segments. Tufts sprout from the venules (NVE arise mostly from veins) at the
+borders of non-perfusion regions: the centre, through which every loop passes, is the point of the
+perfused venule (else any perfused tree vessel) nearest a point on a region's border, so the loops
+grow out of that vessel; in a wide (6 mm) field some sit towards the optic disc (NVD-like).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import math
 import jax
 import jax.numpy as jnp
 
+from ..graph import VEIN, VesselGraph
+from ._anchor import closest_points_mm
+from ._irma import flowing
 from ._lesions import Tufts, tufts_from_polylines
 from ._regions import Regions, border_point_mm
 
@@ -46,15 +51,21 @@ def neovascularization(center_mm, size_mm, petals, rotation, radius_um, present)
 
 
 def random_neovascularization(
-    key: jax.Array, regions: Regions, *, present, size_mm, radius_um, fov_mm: float, faz_center_mm, nasal_sign
+    key: jax.Array, regions: Regions, *, present, size_mm, radius_um, fov_mm: float, faz_center_mm, nasal_sign,
+    vessels: VesselGraph | None = None,
 ) -> Tufts:
-    """``present`` [M] bool fixes the count; tufts at region borders (or disc-side in wide fields)."""
+    """``present`` [M] bool fixes the count; tufts on the venules of ``vessels`` (a slice of tree segments)
+    beside region borders (without ``vessels``: on the borders), or disc-side in wide fields."""
     m = present.shape[0]
     k_reg, k_ang, k_size, k_pet, k_rot, k_disc, k_disc_y = jax.random.split(key, 7)
     logits = jnp.where(regions.present, 0.0, -jnp.inf)
     region = jax.random.categorical(k_reg, jnp.where(jnp.any(regions.present), logits, 0.0), shape=(m,))
     picked = jax.tree.map(lambda a: a[region], regions)
     center = border_point_mm(picked, jax.random.uniform(k_ang, (m,), maxval=2 * jnp.pi), 1.0)
+    if vessels is not None:
+        usable = flowing(vessels)
+        venule = usable & (vessels.kind == VEIN)
+        center = closest_points_mm(center, vessels, jnp.where(jnp.any(venule), venule, usable))[0]
     if fov_mm >= 4.5:  # static: a wide field reaches the disc margin
         disc = jnp.stack(
             [

@@ -37,8 +37,8 @@ class Lesions:
     measures: dict  # name -> []: tortuosity_index, faz_circularity, venous_beading, tortuosity_amplitude
 
 
-def _measures(graph: VesselGraph, faz: Faz, cfg: SimConfig, *, beading, amplitude) -> dict:
-    shape = faz_shape(faz)
+def _measures(graph: VesselGraph, faz: Faz, cfg: SimConfig, *, beading, amplitude, fringe=None) -> dict:
+    shape = faz_shape(faz, fringe)
     return dict(
         tortuosity_index=tortuosity_index(graph, cfg),
         faz_circularity=shape["faz_circularity"],
@@ -95,9 +95,10 @@ def render_lesions(disease: Disease, cfg: SimConfig, params: SimParams):
     findings = measure_findings(windows, present, severity, faz_center_mm=disease.faz.center_mm, pixel_um=px_um, size=size)
     labels = {name: paint_labels(windows[name], size) for name in LESION_NAMES}
     masks = {name: labels[name] > 0 for name in LESION_NAMES}
-    # Instance map: the findings slot (+1) at each pixel; small lesions are drawn over the regions.
+    # Instance map: the findings slot (+1) at each pixel; smaller lesions are drawn over larger ones (NV
+    # and IRMA grow from the vessels at the areas' borders, where the microaneurysms also sit).
     instance = jnp.zeros((size, size), jnp.int32)
-    for name in LESION_NAMES:
+    for name in ("nonperfusion", "neovascularization", "irma", "microaneurysm"):
         instance = jnp.where(masks[name], labels[name] + SLOT_OFFSETS[name], instance)
     record = Lesions(
         stage=disease.stage,
@@ -105,6 +106,7 @@ def render_lesions(disease: Disease, cfg: SimConfig, params: SimParams):
         masks=masks,
         instance=instance,
         findings=findings,
-        measures=_measures(disease.graph, disease.faz, cfg, beading=disease.venous_beading, amplitude=disease.tortuosity_amplitude),
+        measures=_measures(disease.graph, disease.faz, cfg, beading=disease.venous_beading, amplitude=disease.tortuosity_amplitude,
+                           fringe=disease.faz_fringe),
     )
     return weight * ma_signal + nv_signal + irma_signal, record

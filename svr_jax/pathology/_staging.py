@@ -12,7 +12,7 @@ The table follows the clinical (ETDRS / international) grading logic:
   venous beading;
 * PDR: all of that plus neovascularization.
 
-Tortuosity, FAZ enlargement and a diffuse, patchy capillary loss (rarefaction, which OCTA shows from mild
+Tortuosity, FAZ enlargement, the pruning of the FAZ border's capillaries and a diffuse, patchy capillary loss (rarefaction, which OCTA shows from mild
 NPDR on; not a lesion, so it does not change the grade) grow with the stage. A normal eye gets none of it
 (all zeros, scale 1).
 """
@@ -53,6 +53,8 @@ STAGE_TABLE: dict[str, tuple[float, ...]] = dict(
     beading=(0, 0, 0, 0.35, 0.35),  # relative radius modulation of venules
     faz_area_scale=(1, 1.1, 1.3, 1.6, 1.8),
     faz_irregularity_scale=(1, 1.2, 1.5, 1.9, 2.1),
+    # Greatest width of the FAZ border's pruned fringe (lost border capillaries), mm.
+    faz_fringe_mm=(0, 0.02, 0.035, 0.05, 0.06),
 )
 
 

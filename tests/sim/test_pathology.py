@@ -18,13 +18,14 @@ import pytest
 from scipy import ndimage
 
 import svr_jax as svr
+from conftest import SMALL_BATCH
 from svr_jax import cli, colonisation, pathology
 from svr_jax.faz import Faz
 from svr_jax.graph import CAPILLARY, VEIN
 from svr_jax.pathology import _render as lesion_render
 from svr_jax.pathology._findings import SLOT_OFFSETS
 from svr_jax.pathology._microaneurysm import MAX_MICROANEURYSMS
-from conftest import SMALL_BATCH
+from svr_jax.pathology._regions import signed_depth_mm
 from svr_jax.simulate import fits_windows, grow_diseased, pixel_centers_mm, render_signal, segment_groups, simulate
 
 CFG_3MM = svr.preset("3mm")
@@ -115,8 +116,9 @@ def test_complete_dropout_removes_capillaries_and_reports_area():
     )
     draw = jax.random.uniform(jax.random.key(1), (anatomy.graph.capacity,), maxval=0.9)
     dropped = pathology.dropout(anatomy.graph, regions, draw=draw)
-    render = jax.jit(lambda g: render_signal(g, cfg, params)[2][..., 3] > 0)
-    before, after = np.asarray(render(anatomy.graph)), np.asarray(render(dropped))
+    render = jax.jit(lambda g: (lambda out: (out[0], out[2] > 0))(render_signal(g, cfg, params)))
+    (_, hard_before), (signal_after, hard_after) = jax.device_get((render(anatomy.graph), render(dropped)))
+    before, after = hard_before[..., 3], hard_after[..., 3]
 
     disease = dataclasses.replace(pathology.healthy(jnp.int32(3), dropped, faz), regions=regions)
     _, lesions = jax.jit(lambda d: pathology.render_lesions(d, cfg, params))(disease)
@@ -125,15 +127,46 @@ def test_complete_dropout_removes_capillaries_and_reports_area():
     print(f"capillary area inside the complete-dropout region: {before[region].sum()} -> {after[region].sum()} px, "
           f"fall {100 * fall:.1f} %")
     assert fall >= 0.8
-    # Larger vessels pass through: no arteriole or venule loses perfusion.
-    tree = np.asarray(anatomy.graph.kind) < CAPILLARY
-    np.testing.assert_array_equal(np.asarray(dropped.perfusion)[tree], np.asarray(anatomy.graph.perfusion)[tree])
+    # Larger vessels pass through: no arteriole or venule of 15 µm or wider loses perfusion, and the
+    # large-vessel pixels inside the area keep their mask and their signal; narrower ones inside are lost.
+    graph = anatomy.graph
+    tree = np.asarray(graph.kind) < CAPILLARY
+    wide = tree & (2 * np.asarray(graph.radius_um) >= pathology.FLOW_KEEPING_DIAMETER_UM)
+    np.testing.assert_array_equal(np.asarray(dropped.perfusion)[wide], np.asarray(graph.perfusion)[wide])
+    midpoint = np.asarray(0.5 * (graph.start_mm + graph.end_mm))
+    deep_inside = np.asarray(signed_depth_mm(regions, jnp.asarray(midpoint)))[0] > 0.05
+    narrow_inside = tree & ~wide & np.asarray(graph.valid) & deep_inside
+    assert narrow_inside.any() and not np.any(np.asarray(dropped.valid)[narrow_inside])
+    # ... with their subtrees: every surviving tree segment still hangs from a surviving parent.
+    for g in (graph, dropped):
+        valid, parent = np.asarray(g.valid), np.asarray(g.parent)
+        kept = tree & valid & (parent >= 0)
+        assert np.all(valid[parent[kept]])
+    large_in = hard_before[..., 2] & region
+    outside = hard_after[..., 2] & ~region
+    print(f"large-vessel pixels inside the area: {large_in.sum()}, keeping signal: "
+          f"{np.mean(signal_after[large_in] >= 0.5 * np.median(signal_after[outside])):.3f}")
+    assert large_in.sum() > 20
+    np.testing.assert_array_equal(hard_after[..., 2][large_in], True)
+    assert np.mean(signal_after[large_in] >= 0.5 * np.median(signal_after[outside])) > 0.95  # (edge pixels: partial)
     # The findings carry the measured area of the region: its mask's pixel count.
     px_mm2 = (cfg.field.pixel_um / 1000.0) ** 2
     np.testing.assert_allclose(float(lesions.findings.area_mm2[0]), region.sum() * px_mm2, rtol=1e-6)
     assert bool(lesions.findings.present[0]) and not np.any(np.asarray(lesions.findings.present[1:6]))
     # ... and its measured centre, relative to the FAZ centre, is where the region was put.
     np.testing.assert_allclose(np.asarray(lesions.findings.center_mm[0]), [0.75, 0.1], atol=0.03)
+
+
+def assert_paths_span_the_fixed_length(graph, cfg):
+    """The tortuosity index's paths are PATH_LENGTH_MM long (to within their last segment), whatever the
+    growth step, on either architecture."""
+    from svr_jax.pathology import _measure
+
+    far, arc, whole = (np.asarray(a) for a in _measure.path_ends(graph, cfg))
+    arc = arc[whole]
+    print(f"{cfg.growth.architecture}: {whole.sum()} paths of {arc.min():.3f}-{arc.max():.3f} mm")
+    assert whole.sum() > 10
+    assert np.all(arc >= _measure.PATH_LENGTH_MM) and np.all(arc < _measure.PATH_LENGTH_MM + np.asarray(graph.length_mm()).max() + 1e-6)
 
 
 def test_tortuosity_raises_the_arc_chord_index(branching_cfg, small_params):
@@ -148,6 +181,7 @@ def test_tortuosity_raises_the_arc_chord_index(branching_cfg, small_params):
     assert after.mean() > before.mean() + 0.01
     assert np.mean(after > before) > 0.9
     assert float(pathology.tortuosity_index(bent, small_cfg)) > float(pathology.tortuosity_index(graph, small_cfg))
+    assert_paths_span_the_fixed_length(bent, small_cfg)
     # Branch ends (bifurcations) stay put: the tree stays connected.
     idx = pathology._measure.branch_index(small_cfg)
     np.testing.assert_allclose(np.asarray(bent.start_mm)[idx[:, 0]], np.asarray(graph.start_mm)[idx[:, 0]], atol=1e-6)
@@ -164,6 +198,7 @@ def test_warp_tortuosity_bends_colonisation_trees_and_keeps_them_connected(colon
     before, after = np.asarray(before)[np.asarray(whole)], np.asarray(after)[np.asarray(whole)]
     print(f"tortuosity index: {before.mean():.4f} -> {after.mean():.4f} over {len(before)} paths")
     assert len(before) > 50 and after.mean() > before.mean() + 0.005
+    assert_paths_span_the_fixed_length(bent, small_cfg)
     # Every segment still starts where its parent ends: the trees stay connected.
     n = colonisation.capacity(small_cfg)
     parent, valid = np.asarray(bent.parent[:n]), np.asarray(bent.valid[:n])
@@ -274,25 +309,79 @@ def test_region_windows_match_dense_masks():
     for r in range(6):
         one = windows._replace(corner=windows.corner[r : r + 1], inside=windows.inside[r : r + 1])
         np.testing.assert_array_equal(lesion_render.paint_labels(one, 304) > 0, dense[r])
+    # The borders are ragged (capillary territories), not the smooth lobes of the harmonics alone.
+    from skimage.measure import regionprops
+
+    smooth = region_masks(dataclasses.replace(regions, noise_sd=jnp.zeros(6)), pixel_centers_mm(cfg))
+    solidity = lambda masks: np.mean([regionprops(np.asarray(m, np.uint8))[0].solidity for m in masks[:5]])  # noqa: E731
+    print(f"region solidity: smooth {solidity(smooth):.3f}, rough {solidity(dense):.3f}")
+    assert solidity(dense) < solidity(smooth) - 0.04
 
 
 def test_operators_jit_equals_no_jit_and_vmap_equals_loop(small_cfg, small_params):
+    """Also the anatomy of the lesions, on the batched results: regions lie away from the arterioles,
+    every MA sits on a surviving capillary, IRMA and NV start on a perfused tree vessel, and the FAZ's
+    pruned fringe holds no capillary."""
     anatomy = jax.jit(lambda k: svr.grow(k, small_params, small_cfg))(jax.random.key(1))
     graph, faz = anatomy.graph, anatomy.faz
-    regions = pathology.random_regions(jax.random.key(4), faz, present=jnp.arange(6) < 3, radius_lo_mm=0.1, radius_hi_mm=0.2,
-                                       depth_lo=0.6, depth_hi=1.0, fov_mm=1.5)
+    n_tree = segment_groups(small_cfg)[-3].stop
+    trees = graph.slice(0, n_tree)
+    place = dict(present=jnp.arange(6) < 3, radius_lo_mm=0.1, radius_hi_mm=0.2, depth_lo=0.6, depth_hi=1.0, fov_mm=1.5)
+    regions = pathology.random_regions(jax.random.key(4), faz, arterioles=trees, **place)
 
     def ops(key):
         g = pathology.random_dropout(key, graph, regions)
+        g = pathology.prune_faz_border(g, faz, pathology._faz.random_fringe(key, band_mm=0.05))
         g = pathology.random_tortuosity(key, g, small_cfg, amplitude=0.05)
-        return pathology.random_microaneurysms(key, g, faz, regions, present=jnp.arange(32) < 10, radius_um=20.0, radius_sd=0.3,
-                                               border_fraction=0.7, fov_mm=1.5, pixel_um=small_cfg.field.pixel_um), g
+        ma = pathology.random_microaneurysms(key, g, faz, regions, present=jnp.arange(32) < 10, radius_um=20.0, radius_sd=0.3,
+                                             border_fraction=0.7, fov_mm=1.5, pixel_um=small_cfg.field.pixel_um)
+        irma = pathology.random_irma(key, regions, present=jnp.arange(4) < 3, length_mm=0.3, radius_um=8.0, fov_mm=1.5,
+                                     vessels=g.slice(0, n_tree))
+        nv = pathology.random_neovascularization(key, regions, present=jnp.arange(4) < 3, size_mm=0.09, radius_um=4.0, fov_mm=1.5,
+                                                 faz_center_mm=faz.center_mm, nasal_sign=1.0, vessels=g.slice(0, n_tree))
+        return ma, irma, nv, g
 
     keys = jax.random.split(jax.random.key(0), 2)
     batched = jax.jit(jax.vmap(ops))(keys)
     for i in range(2):
         eager = ops(keys[i])
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6), batched, eager)
+
+    from svr_jax.graph import ARTERY
+    from svr_jax.pathology._anchor import closest_points_mm
+
+    def gap_mm(points, g, usable):
+        return np.asarray(closest_points_mm(jnp.asarray(points), g, jnp.asarray(usable))[1])
+
+    # Non-perfusion between the arterioles: the kept centres are farther from them than plain draws.
+    artery = np.asarray(trees.valid & (trees.kind == ARTERY))
+    plain = pathology.random_regions(jax.random.key(4), faz, **place)
+    far, near = (gap_mm(r.center_mm[:3], trees, artery) for r in (regions, plain))
+    print(f"region centre to the nearest arteriole: {1000 * near.mean():.0f} -> {1000 * far.mean():.0f} µm")
+    assert far.mean() > near.mean()
+    for i in range(2):
+        ma, irma, nv, g = jax.tree.map(lambda a: a[i], jax.device_get(batched))
+        kind, valid = np.asarray(g.kind), np.asarray(g.valid)
+        # Every MA is a dilation of a surviving capillary: its axis runs through the MA's ellipse.
+        capillary = valid & (kind == CAPILLARY)
+        on = gap_mm(ma.center_mm[ma.present], g, capillary) * 1000 / ma.radius_um[ma.present]
+        assert ma.present.sum() >= 5 and np.all(on <= 0.7 + 1e-3), on
+        # IRMA and NV start on a perfused tree vessel (their first point / the tuft's centre).
+        tree = valid & (kind < CAPILLARY) & (np.arange(len(kind)) < n_tree) & (np.asarray(g.perfusion) > 0.5)
+        irma_start = irma.segments.start_mm.reshape(4, -1, 2)[:, 0][irma.present]
+        assert len(irma_start) == 3 and np.all(gap_mm(irma_start, g, tree) < 1e-4)
+        t = np.linspace(0.0, 1.0, 16)[:, None, None]  # the tuft's polyline, densely: it passes through its centre
+        seg = nv.segments
+        for lesion in np.flatnonzero(nv.present):
+            part = slice(lesion * nv.segments_per_lesion, (lesion + 1) * nv.segments_per_lesion)
+            dense = (seg.start_mm[part][None] * (1 - t) + seg.end_mm[part][None] * t).reshape(-1, 2)
+            assert gap_mm(dense, g, tree).min() < 0.002
+        # The FAZ's pruned fringe: no superficial capillary piece left in it.
+        fringe = pathology._faz.random_fringe(keys[i], band_mm=0.05)
+        mid = 0.5 * (g.start_mm + g.end_mm)
+        in_fringe = np.asarray((pathology.ragged_depth_mm(faz, fringe, jnp.asarray(mid)) > 0) & (faz.signed_depth_mm(jnp.asarray(mid)) <= 0))
+        assert in_fringe[np.asarray(graph.valid) & (np.asarray(graph.kind) == CAPILLARY)].sum() > 5  # there were some
+        assert not np.any(in_fringe & capillary)
 
 
 def test_chain_composes_steps_in_order():
@@ -366,12 +455,22 @@ def test_normal_stage_is_the_healthy_pipeline_and_a_healthy_draw_matches_it(smal
     np.testing.assert_array_equal(drawn_healthy.masks["vessel"], normal.masks["vessel"])
 
 
-def test_pdr_sample_is_diseased_everywhere_it_should_be(small_batch, small_params):
+def test_pdr_sample_is_diseased_everywhere_it_should_be(small_batch, small_cfg, small_params):
     healthy = first(small_batch("normal", small_params, seed=4))
     pdr = first(small_batch("pdr", small_params, seed=4))
     assert int(pdr.lesions.stage) == 4 and bool(pdr.lesions.label_dr)
     assert float(pdr.lesions.measures["tortuosity_index"]) > float(healthy.lesions.measures["tortuosity_index"])
     assert float(pdr.stats["faz_area_mm2"]) > float(healthy.stats["faz_area_mm2"])
+    # The FAZ's ragged border: its mask takes in a fringe of pruned capillaries outside the smooth border,
+    # whose outline is longer for its area than that of the same FAZ without the fringe.
+    from skimage.measure import perimeter
+
+    faz_mask = np.asarray(pdr.masks["faz"])
+    smooth = np.asarray(pdr.anatomy.faz.signed_depth_mm(pixel_centers_mm(small_cfg)) > 0) & ~np.asarray(pdr.masks["vessel"])
+    acircularity = lambda m: perimeter(m) ** 2 / (4 * np.pi * m.sum())  # noqa: E731
+    print(f"FAZ: {(faz_mask & ~smooth).sum()} fringe px; acircularity {acircularity(smooth):.3f} -> {acircularity(faz_mask):.3f}")
+    assert (faz_mask & ~smooth).sum() >= 5 and np.all(faz_mask[smooth])
+    assert acircularity(faz_mask) > acircularity(smooth)
     assert bool(pdr.lesions.masks["nonperfusion"].any())
     # NV vessels are vessels: in the vessel mask.
     assert bool(np.all(pdr.masks["vessel"][pdr.lesions.masks["neovascularization"]]))
