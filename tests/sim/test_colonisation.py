@@ -148,11 +148,13 @@ def test_deterministic_vmap_equals_loop_and_jit_equals_eager(tiny_cfg):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     for i in range(3):
         one_jit = jax.jit(grow)(keys[i], signs[i])
-        with jax.disable_jit():
-            one_eager = grow(keys[i], signs[i])
-        for a, b, c in zip(jax.tree.leaves(batched), jax.tree.leaves(one_jit), jax.tree.leaves(one_eager)):
+        for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(one_jit)):
             np.testing.assert_allclose(np.asarray(a[i]), np.asarray(b), atol=1e-5)
-            np.testing.assert_allclose(np.asarray(b), np.asarray(c), atol=1e-5)
+        if i == 0:  # eager runs every operation of the growth loop on its own (~15 s a sample): one sample
+            with jax.disable_jit():
+                one_eager = grow(keys[i], signs[i])
+            for b, c in zip(jax.tree.leaves(one_jit), jax.tree.leaves(one_eager)):
+                np.testing.assert_allclose(np.asarray(b), np.asarray(c), atol=1e-5)
 
 
 def test_gradients_are_finite_and_reach_the_continuous_parameters(small_cfg, small_params):
