@@ -208,6 +208,27 @@ def test_warp_tortuosity_bends_colonisation_trees_and_keeps_them_connected(colon
     assert bool(jnp.all(~bent.valid | fits_windows(bent, small_cfg, diseased=True)))
 
 
+def test_downstream_closure_equals_a_walk_up_the_parents():
+    """The pointer-jumping closure of closed vessels' subtrees (fast path of the dropout) against the plain
+    walk from each segment up its parents (oracle), on random forests of several depths."""
+    from svr_jax.pathology._dropout import downstream
+
+    rng = np.random.default_rng(0)
+    chain = (np.arange(300) - 1, np.arange(300) == 2)  # one path 300 deep: every jump is needed
+    forests = [(np.array([-1 if i == 0 or rng.random() < 0.05 else rng.integers(0, i) for i in range(n)]), rng.random(n) < 0.04)
+               for n in (1, 7, 300)]
+    for parent, closed in [chain, *forests]:
+        n = len(parent)
+        want = np.array([any(closed[j] for j in _ancestors_and_self(parent, i)) for i in range(n)])
+        np.testing.assert_array_equal(np.asarray(downstream(jnp.asarray(closed), jnp.asarray(parent))), want)
+
+
+def _ancestors_and_self(parent, i):
+    while i >= 0:
+        yield i
+        i = parent[i]
+
+
 def test_diffuse_rarefaction_removes_the_stage_fraction_of_capillaries_unevenly():
     """Diffuse loss (no region): about the requested fraction of capillaries is lost, more where the
     patchiness field is high; larger vessels and the (empty) regions are untouched."""
