@@ -6,7 +6,7 @@
 The fixture is what `svr export` writes for `EXPORT_OVERRIDES`, less the pixels: every record's text
 columns (`records.jsonl`: id, index, task, stage, label_dr, fov_mm, messages), the shards' Arrow schema
 with its `datasets` metadata (`schema.arrow`) and the prompt set (`prompts.json`). The config is small
-(96 px, 1.5 mm) so the check renders in seconds once compiled, and weighted towards the tasks that make
+(64 px, 1 mm) so the check renders in seconds once compiled, and weighted towards the tasks that make
 a DR call, so that its records hold every answer template of every task at every stage (`tests/sim/test_vlm_fixture.py` checks that too). tests/vlm add random pixels
 (`tests/vlm/export_writer.py`); they never import the simulator.
 """
@@ -23,10 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURE_DIR = REPO / "tests" / "vlm" / "fixtures" / "svr_export"
 TEXT_COLUMNS = ("id", "index", "task", "stage", "label_dr", "fov_mm", "messages")
 N_PAIRS = 720
-# The device side is tests/sim/test_export.py's SMALL config (96 px, 1.5 mm, batch 6, seed 5, mixed stages),
+# The device side is tests/sim/test_export.py's SMALL config (64 px, 1 mm, batch 4, seed 5, mixed stages),
 # so the check reuses its compiled program; only the host-side task mixture and the count differ.
 EXPORT_OVERRIDES = (
-    f"n={N_PAIRS}", "size_px=96", "fov_mm=1.5", "seed=5", "batch=6", f"shard_size={N_PAIRS}", "stage=mixed",
+    f"n={N_PAIRS}", "size_px=64", "fov_mm=1.0", "seed=5", "batch=4", f"shard_size={N_PAIRS}", "stage=mixed",
     "tasks.reasoning=1", "tasks.dr_yes_no=3", "tasks.stage=3", "tasks.caption=3", "tasks.count_ma=2",
     "tasks.grounding=1", "masks=true", "llamafactory=false", "card=true",
 )  # fmt: skip
