@@ -61,3 +61,16 @@ class SegmentGroup(NamedTuple):
     stop: int
     max_span_px: float  # longest axis-aligned extent of one segment, in pixels
     max_radius_px: float
+
+
+def combine_ancestors(values: jax.Array, parent: jax.Array, rounds: int, combine) -> jax.Array:
+    """[N] each entry combined with those of its ancestors along ``parent`` (-1: a root) by pointer
+    jumping: after ``rounds`` rounds, with the 2^rounds - 1 nearest ancestors (log2 of the depth
+    gathers instead of a walk as deep as the tree). ``combine`` must be associative (+, |)."""
+    anc = parent
+    for _ in range(rounds):
+        has = anc >= 0
+        safe = jnp.maximum(anc, 0)
+        values = jnp.where(has, combine(values, values[safe]), values)
+        anc = jnp.where(has, anc[safe], -1)
+    return values

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from ..faz import Faz
-from ..graph import ARTERY, CAPILLARY, DEEP_CAPILLARY, VesselGraph
+from ..graph import ARTERY, CAPILLARY, DEEP_CAPILLARY, VesselGraph, combine_ancestors
 from ._anchor import closest_points_mm
 from ._regions import N_HARMONICS, NOISE_WAVES, Regions, make_regions, signed_depth_mm
 
@@ -116,14 +116,7 @@ def dropout(graph: VesselGraph, regions: Regions, *, draw: jax.Array, softness_m
 def downstream(closed: jax.Array, parent: jax.Array) -> jax.Array:
     """[N] bool: segments with a ``closed`` [N] ancestor (or closed themselves), following ``parent``
     (pointer jumping: log2 N gathers instead of a walk as deep as the tree)."""
-    anc = parent
-    hit = closed
-    for _ in range(max(1, math.ceil(math.log2(max(parent.shape[0], 2))))):
-        has = anc >= 0
-        safe = jnp.maximum(anc, 0)
-        hit = hit | (has & hit[safe])
-        anc = jnp.where(has, anc[safe], -1)
-    return hit
+    return combine_ancestors(closed, parent, max(1, math.ceil(math.log2(max(parent.shape[0], 2)))), jnp.logical_or)
 
 
 def random_regions(

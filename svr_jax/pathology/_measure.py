@@ -26,7 +26,7 @@ import numpy as np
 
 from ..config import SimConfig
 from ..faz import Faz
-from ..graph import VesselGraph
+from ..graph import VesselGraph, combine_ancestors
 
 
 LARGE_VESSEL_RADIUS_UM = 7.5  # tortuosity is graded on the large vessels (>= 15 µm wide, as OCTA-500's labels)
@@ -79,15 +79,9 @@ def tree_depth(graph: VesselGraph, cfg: SimConfig) -> jax.Array:
     """[N_tree] steps from each colonisation tree segment up to its root (pointer jumping)."""
     from ..colonisation import capacity
 
-    n = capacity(cfg)
-    anc = graph.parent[:n]
-    depth = (anc >= 0).astype(jnp.int32)
-    for _ in range(int(np.ceil(np.log2(cfg.growth.colonisation_steps + 2)))):
-        has = anc >= 0
-        safe = jnp.maximum(anc, 0)
-        depth = depth + jnp.where(has, depth[safe], 0)
-        anc = jnp.where(has, anc[safe], -1)
-    return depth
+    parent = graph.parent[:capacity(cfg)]
+    rounds = int(np.ceil(np.log2(cfg.growth.colonisation_steps + 2)))
+    return combine_ancestors((parent >= 0).astype(jnp.int32), parent, rounds, jnp.add)
 
 
 def branch_index(cfg: SimConfig) -> np.ndarray:
